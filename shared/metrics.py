@@ -1,0 +1,110 @@
+"""Prometheus metrics: every metric name dashrl exports, defined once.
+
+Each service builds its own set into its own registry (so a service's /metrics shows only what
+it measures) and serves it with `serve()`. Names are `dashrl_<service>_*` except the few that
+several services share (policy version, staleness, stream depth, weight sync, reward, eval).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+STALENESS_BUCKETS = (0, 1, 2, 3, 4, 6, 8, 16)
+SECONDS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+@dataclass
+class StreamMetrics:
+    """Transport counters (any service that reads or writes a stream)."""
+
+    pending: Gauge
+    dead_lettered: Counter
+    reclaimed: Counter
+    backpressure_wait: Counter
+    redis_errors: Counter
+
+
+def stream_metrics(reg: CollectorRegistry, service: str) -> StreamMetrics:
+    return StreamMetrics(
+        pending=Gauge("dashrl_stream_pending_entries", "Rollout entries produced but not yet committed", registry=reg),
+        dead_lettered=Counter(f"dashrl_{service}_dead_lettered_total", "Undecodable stream entries moved to the dead-letter stream", ["reason"], registry=reg),
+        reclaimed=Counter(f"dashrl_{service}_reclaimed_total", "Pending entries reclaimed from idle consumers", registry=reg),
+        backpressure_wait=Counter(f"dashrl_{service}_backpressure_wait_seconds_total", "Seconds writers waited on back-pressure", registry=reg),
+        redis_errors=Counter(f"dashrl_{service}_redis_errors_total", "Redis connection errors (each retried with backoff)", registry=reg),
+    )
+
+
+@dataclass
+class SamplerMetrics:
+    tokens: Counter
+    samples: Counter
+    batches: Counter
+    policy_version: Gauge
+    weight_sync: Histogram
+    weight_rejected: Counter
+    reward_mean: Gauge
+    kept_fraction: Gauge
+    eval_accuracy: Gauge
+    reward_failures: Counter
+    generate_seconds: Histogram
+    stream: StreamMetrics
+
+
+def sampler_metrics(reg: CollectorRegistry | None = None) -> tuple[SamplerMetrics, CollectorRegistry]:
+    reg = reg or CollectorRegistry()
+    return SamplerMetrics(
+        tokens=Counter("dashrl_sampler_tokens_total", "Completion tokens generated", registry=reg),
+        samples=Counter("dashrl_sampler_samples_total", "Samples generated, by filtering outcome", ["outcome"], registry=reg),
+        batches=Counter("dashrl_sampler_batches_total", "Rollout batches pushed", registry=reg),
+        policy_version=Gauge("dashrl_policy_version", "Policy version this service holds", registry=reg),
+        weight_sync=Histogram("dashrl_weight_sync_seconds", "Publish-to-swap latency of a weight version", buckets=SECONDS_BUCKETS, registry=reg),
+        weight_rejected=Counter("dashrl_sampler_weights_rejected_total", "Weight versions refused (checksum or load failure)", ["reason"], registry=reg),
+        reward_mean=Gauge("dashrl_reward_mean", "Mean reward of the latest batch (before filtering)", registry=reg),
+        kept_fraction=Gauge("dashrl_sampler_kept_fraction", "Fraction of the latest batch kept by gradient filtering", registry=reg),
+        eval_accuracy=Gauge("dashrl_eval_accuracy", "Held-out accuracy", ["mode"], registry=reg),
+        reward_failures=Counter("dashrl_sampler_reward_failures_total", "Reward calls that raised or timed out (scored 0)", ["kind"], registry=reg),
+        generate_seconds=Histogram("dashrl_sampler_generate_seconds", "Seconds per generation call", buckets=SECONDS_BUCKETS, registry=reg),
+        stream=stream_metrics(reg, "sampler"),
+    ), reg
+
+
+@dataclass
+class LearnerMetrics:
+    steps: Counter
+    tokens: Counter
+    samples: Counter
+    skipped: Counter
+    policy_version: Gauge
+    staleness: Histogram
+    loss: Gauge
+    grad_norm: Gauge
+    lr: Gauge
+    step_seconds: Counter
+    publish_seconds: Histogram
+    stream: StreamMetrics
+
+
+def learner_metrics(reg: CollectorRegistry | None = None) -> tuple[LearnerMetrics, CollectorRegistry]:
+    reg = reg or CollectorRegistry()
+    return LearnerMetrics(
+        steps=Counter("dashrl_learner_steps_total", "Optimizer steps committed", registry=reg),
+        tokens=Counter("dashrl_learner_tokens_total", "Tokens trained on (prompt + completion)", registry=reg),
+        samples=Counter("dashrl_learner_samples_total", "Samples trained on", registry=reg),
+        skipped=Counter("dashrl_learner_skipped_total", "Rollout batches acked without training", ["reason"], registry=reg),
+        policy_version=Gauge("dashrl_policy_version", "Policy version this service holds", registry=reg),
+        staleness=Histogram("dashrl_rollout_staleness_versions", "Learner version minus the rollout's policy version", buckets=STALENESS_BUCKETS, registry=reg),
+        loss=Gauge("dashrl_learner_loss", "Loss of the latest step", registry=reg),
+        grad_norm=Gauge("dashrl_learner_grad_norm", "Gradient norm of the latest step (before clipping)", registry=reg),
+        lr=Gauge("dashrl_learner_lr", "Learning rate of the latest step", registry=reg),
+        step_seconds=Counter("dashrl_learner_step_seconds_total", "Step time by phase", ["phase"], registry=reg),
+        publish_seconds=Histogram("dashrl_learner_publish_seconds", "Seconds to write and announce a weight version", buckets=SECONDS_BUCKETS, registry=reg),
+        stream=stream_metrics(reg, "learner"),
+    ), reg
+
+
+def serve(reg: CollectorRegistry, port: int, addr: str = "0.0.0.0") -> int:
+    """Serve `reg` on /metrics; port 0 picks a free port. Returns the bound port."""
+    server, _thread = start_http_server(port, addr=addr, registry=reg)
+    return server.server_port
