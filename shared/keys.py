@@ -11,6 +11,8 @@ from dataclasses import dataclass
 PREFIX = "dashrl"
 RUNS_INDEX = f"{PREFIX}:runs"
 """Sorted set of run ids by creation time (the control plane's list of runs)."""
+PAYLOAD_FIELD = b"m"
+"""The field holding the encoded message in every stream entry."""
 ASSIGNMENTS = f"{PREFIX}:assignments"
 """Stream of RunAssignment messages that long-running workers (compose, Kubernetes) wait on."""
 
