@@ -25,8 +25,10 @@ class Broadcast:
     def __init__(self, r: redis.Redis, stream: str, *, maxlen: int = 100, expect: type | None = None,
                  metrics: StreamMetrics | None = None) -> None:
         self.r, self.stream, self.maxlen, self.expect, self.metrics = r, stream, maxlen, expect, metrics
-        # read_after(x) skipped undecodable entries up to this id: don't log/count them again.
+        # read_after(x) found only undecodable entries up to this id: start after them next time.
         self._skip_to: dict[str, str] = {}
+        # Undecodable entries up to this id were already logged and counted.
+        self._reported_upto = (-1, -1)
 
     def publish(self, msg: Message) -> str:
         data = encode(msg)
@@ -63,26 +65,31 @@ class Broadcast:
             block = None  # we already waited (or found entries); only look for more decodable ones
 
     def latest(self) -> tuple[str, Message] | None:
-        """The newest decodable message, or None when there is none."""
+        """The newest decodable message, or None when there is none (skips bad ones silently)."""
         before = "+"
         while True:
             entries = with_retry(lambda: self.r.xrevrange(self.stream, max=before, min="-", count=16),
                                  what=f"latest {self.stream}", metrics=self.metrics)
             for raw_id, fields in entries:
-                msg = self._decode(raw_id.decode(), fields)
+                msg = self._decode(raw_id.decode(), fields, report=False)
                 if msg is not None:
                     return raw_id.decode(), msg
             if len(entries) < 16:
                 return None
             before = "(" + entries[-1][0].decode()
 
-    def _decode(self, entry_id: str, fields: dict[bytes, bytes]) -> Message | None:
+    def _decode(self, entry_id: str, fields: dict[bytes, bytes], report: bool = True) -> Message | None:
         data = fields.get(PAYLOAD_FIELD)
         try:
             if data is None:
                 raise ProtocolError(f"entry has no {PAYLOAD_FIELD!r} field")
             return decode(data, self.expect)
         except ProtocolError as err:
+            ms, _, seq = entry_id.partition("-")
+            key = (int(ms), int(seq or 0))
+            if not report or key <= self._reported_upto:
+                return None  # latest() only peeks; read_after() reports each bad entry once
+            self._reported_upto = key
             log.error("%s: skipping undecodable entry %s: %s", self.stream, entry_id, err)
             if self.metrics is not None:
                 self.metrics.dead_lettered.labels(reason=protocol_error_category(err)).inc()
