@@ -1,0 +1,246 @@
+"""The learner loop: gather a step's rollouts -> train -> publish weights -> commit.
+
+Rank 0 owns everything that touches Redis or the disk; other ranks receive each step's
+samples from it (see `distributed`). Order within a step, and why:
+1. gather whole rollout entries until `train_batch_size` samples (stale and empty entries are
+   set aside as skipped; duplicates of committed batches are acked at once);
+2. train (all ranks), version += 1;
+3. publish the new version (every `publish_every` steps), then announce it;
+4. write the step's line to metrics.jsonl (before any commit, so a committed step always has
+   its line);
+5. commit every `checkpoint_every` steps, or sooner when the entries held unacked reach half
+   of `streams.max_backlog` (the samplers would otherwise block on us): checkpoint, record
+   the batch ids in `RunKeys.trained`, and only then ack. See docs/learner.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from services.learner.batching import TrainSample, train_samples
+from services.learner.checkpoint import LearnerState, save_checkpoint
+from services.learner.distributed import DistContext, broadcast_bytes
+from services.learner.ledger import Ledger
+from services.learner.steplog import StepLog
+from services.learner.trainer import StepStats, Trainer
+from shared.config import RunConfig
+from shared.protocol import RolloutBatch, Sample, decode, encode
+
+log = logging.getLogger(__name__)
+HEARTBEAT_S = 2.0
+
+
+@dataclass
+class Gathered:
+    samples: list[TrainSample] = field(default_factory=list)
+    batch_ids: list[str] = field(default_factory=list)
+    staleness: list[int] = field(default_factory=list)
+    kept: list[float] = field(default_factory=list)
+    wait_s: float = 0.0
+
+
+@dataclass
+class Parts:
+    """What rank 0 talks to; None on other ranks."""
+
+    reader: Any  # shared.streams.StreamReader
+    store: Any  # shared.weights.WeightStore
+    announce: Any  # shared.broadcast.Broadcast on RunKeys.weights
+    runstate: Any  # shared.runstate.RunState
+    r: Any  # redis.Redis
+    trained_key: str
+    metrics: Any = None  # shared.metrics.LearnerMetrics
+
+
+class Learner:
+    def __init__(self, cfg: RunConfig, run_dir: Path, ctx: DistContext, trainer: Trainer, tokenizer: Any,
+                 state: LearnerState, parts: Parts | None, instance_id: str = "learner-0") -> None:
+        self.cfg, self.run_dir, self.ctx, self.trainer, self.tokenizer = cfg, run_dir, ctx, trainer, tokenizer
+        self.state, self.parts, self.instance_id = state, parts, instance_id
+        self.ledger = Ledger(state.committed)
+        self.steplog = StepLog(run_dir / "metrics.jsonl", parts.metrics if parts else None)
+        self.signalled = False
+        self.stop_requested = False
+        self._last_beat = 0.0
+        self._last_stats: dict[str, float] = {}
+        self._skips: dict[str, list[str]] = {}  # reason -> batch ids skipped since the last step line
+        self._committed_step = state.step
+
+    # ---- the loop -------------------------------------------------------------------------
+    def run(self) -> bool:
+        """Train until max_steps or a stop; returns True when the run is finished (not merely
+        interrupted by a signal, after which a restarted learner resumes)."""
+        while self.state.step < self.cfg.learner.max_steps:
+            gathered = self._gather() if self.ctx.is_main else None
+            samples = self._share(gathered)
+            if samples is None:
+                break
+            step = self.state.step + 1
+            stats = self.trainer.train_step(samples, step)
+            self.state.step = self.state.policy_version = step
+            if self.ctx.is_main:
+                self._after_step(gathered, stats)
+        finished = self.state.step >= self.cfg.learner.max_steps or self.stop_requested
+        if self.ctx.is_main:
+            self._finish(finished)
+        return finished
+
+    def _share(self, gathered: Gathered | None) -> list[TrainSample] | None:
+        """Rank 0's samples on every rank (None: stop)."""
+        if not self.ctx.enabled:
+            return gathered.samples if gathered else None
+        data = None
+        if gathered is not None:
+            rows = [Sample(s.prompt_ids, s.completion_ids, s.logprobs, 0.0, s.advantage, 0) for s in gathered.samples]
+            data = encode(RolloutBatch.from_samples(
+                rows, run_id=self.cfg.run_id, batch_id=f"step-{self.state.step + 1}", sampler_id=self.instance_id,
+                policy_version=self.state.policy_version, created_at=time.time()))
+        data = broadcast_bytes(self.ctx, data, self.trainer.place.device)
+        if data is None:
+            return None
+        if self.ctx.is_main:
+            return gathered.samples
+        return train_samples(decode(data, expect=RolloutBatch))[0]
+
+    # ---- rank 0: gathering ----------------------------------------------------------------
+    def _should_stop(self) -> bool:
+        if not self.stop_requested and self.parts.runstate.stop_requested():
+            log.info("stop requested through the run state")
+            self.stop_requested = True
+        return self.signalled or self.stop_requested
+
+    def _gather(self) -> Gathered | None:
+        g, t0 = Gathered(), time.perf_counter()
+        p, lc = self.parts, self.cfg.learner
+        while len(g.samples) < lc.train_batch_size:
+            if self._should_stop():
+                return None  # gathered entries stay unacked: redelivered to the resumed learner
+            self._heartbeat("waiting" if not g.samples else "gathering")
+            deliveries = p.reader.read(1)
+            if deliveries:
+                self._take(deliveries[0], g)
+            elif p.reader.backlog() >= self.cfg.streams.max_backlog:
+                # samplers are blocked until we ack: commit what is done, or train what we have
+                if self.ledger.held_entries():
+                    self._commit()
+                elif g.samples:
+                    log.warning("backlog full with %d of %d samples gathered: training a short step",
+                                len(g.samples), lc.train_batch_size)
+                    break
+        g.wait_s = time.perf_counter() - t0
+        return g
+
+    def _take(self, d: Any, g: Gathered) -> None:
+        batch: RolloutBatch = d.message
+        verdict = self.ledger.classify(d.entry_id, batch.batch_id)
+        if verdict == "redelivered":
+            return
+        if verdict == "committed":
+            self.parts.reader.ack([d.entry_id])
+            return self._count_skip("duplicate", batch)
+        if verdict == "duplicate":
+            self.ledger.attach(d.entry_id, batch.batch_id)
+            return self._count_skip("duplicate", batch)
+        lag = self.state.policy_version - batch.policy_version
+        if lag > self.cfg.learner.max_staleness:
+            self.ledger.skip(d.entry_id, batch.batch_id)
+            return self._count_skip("stale", batch, lag)
+        samples, dropped = train_samples(batch)
+        if dropped:
+            log.warning("batch %s: %d samples without prompt or completion tokens dropped", batch.batch_id, dropped)
+        if not samples:
+            self.ledger.skip(d.entry_id, batch.batch_id)
+            return self._count_skip("empty", batch)
+        self.ledger.gather(d.entry_id, batch.batch_id)
+        g.samples.extend(samples)
+        g.batch_ids.append(batch.batch_id)
+        g.staleness.append(max(0, lag))
+        if "kept_fraction" in batch.stats:
+            g.kept.append(batch.stats["kept_fraction"])
+
+    def _count_skip(self, reason: str, batch: RolloutBatch, lag: int | None = None) -> None:
+        log.info("skipping batch %s (%s%s)", batch.batch_id, reason, f", {lag} versions behind" if lag else "")
+        if self.parts.metrics is not None:
+            self.parts.metrics.skipped.labels(reason=reason).inc()
+        self._skips.setdefault(reason, []).append(batch.batch_id)
+
+    # ---- rank 0: after a step -------------------------------------------------------------
+    def _after_step(self, g: Gathered, stats: StepStats) -> None:
+        self.ledger.step_done(g.batch_ids)
+        seconds = {"wait": g.wait_s, **stats.seconds, "publish": 0.0}
+        if self.state.step % self.cfg.learner.publish_every == 0:
+            seconds["publish"] = self._publish()
+        train_s = stats.seconds["forward_backward"] + stats.seconds["optimizer"]
+        record = {
+            "step": self.state.step, "policy_version": self.state.policy_version, "time": time.time(),
+            "loss": stats.loss, "policy_loss": stats.policy_loss, "kl": stats.kl, "grad_norm": stats.grad_norm,
+            "lr": stats.lr, "samples": stats.samples, "tokens": stats.tokens,
+            "tokens_processed": stats.tokens_processed, "completion_tokens": stats.completion_tokens,
+            "tokens_per_s": stats.tokens_processed / train_s if train_s > 0 else 0.0,
+            "clip_fraction": stats.clip_fraction, "ratio_mean": stats.ratio_mean, "adv_abs_mean": stats.adv_abs_mean,
+            "kept_fraction": float(np.mean(g.kept)) if g.kept else None, "staleness": g.staleness,
+            "updates": stats.updates, "batch_ids": g.batch_ids, "skipped": self._skips,
+            "seconds": seconds,
+        }
+        self._skips = {}
+        self.steplog.write(record)
+        self._last_stats = {k: float(record[k]) for k in ("loss", "grad_norm", "tokens_per_s", "adv_abs_mean")}
+        if record["kept_fraction"] is not None:
+            self._last_stats["kept_fraction"] = record["kept_fraction"]
+        threshold = max(1, self.cfg.streams.max_backlog // 2)
+        if self.state.step % self.cfg.learner.checkpoint_every == 0 or self.ledger.in_flight() >= threshold:
+            self._commit()
+        self._heartbeat("training", force=True)
+
+    def _publish(self) -> float:
+        t0 = time.perf_counter()
+        msg = self.parts.store.publish(self.trainer.model, self.tokenizer, self.state.policy_version, self.state.step)
+        self.parts.announce.publish(msg)
+        self.state.last_published = self.state.policy_version
+        return time.perf_counter() - t0
+
+    def _commit(self) -> None:
+        """Checkpoint, then record the trained batch ids, then ack (that order: see module doc)."""
+        t0 = time.perf_counter()
+        committed, entries, trained = self.ledger.to_commit()
+        self.state.committed = committed
+        save_checkpoint(self.run_dir, self.trainer.model, self.tokenizer, self.trainer.state_dict(), self.state)
+        if trained:
+            self.parts.r.sadd(self.parts.trained_key, *trained)
+        self.parts.reader.ack(entries)
+        self.ledger.committed_now()
+        self._committed_step = self.state.step
+        if self.parts.metrics is not None:
+            self.parts.metrics.step_seconds.labels(phase="commit").inc(time.perf_counter() - t0)
+        log.info("committed step %d: %d entries acked", self.state.step, len(entries))
+
+    def _finish(self, finished: bool) -> None:
+        if self.state.step > 0 and self.state.last_published < self.state.policy_version:
+            self._publish()
+        if self.ledger.held_entries() or self._committed_step != self.state.step:
+            self._commit()
+        if finished:
+            final, tmp = self.run_dir / "final", self.run_dir / ".tmp-final"
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.trainer.model.save_pretrained(tmp, safe_serialization=True)
+            self.tokenizer.save_pretrained(tmp)
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)
+            self.parts.runstate.mark_learner_done()
+        self._heartbeat("finished" if finished else "stopped", force=True)
+        log.info("learner %s at step %d", "finished" if finished else "stopped", self.state.step)
+
+    def _heartbeat(self, status: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_beat < HEARTBEAT_S:
+            return
+        self._last_beat = now
+        info = {"policy_version": self.state.policy_version, "step": self.state.step, **self._last_stats}
+        self.parts.runstate.heartbeat("learner", self.instance_id, status, info)

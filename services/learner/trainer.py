@@ -1,0 +1,143 @@
+"""One learner step: forward/backward over micro-batches, accumulate, clip, AdamW, schedule.
+
+Owns the optimizer, the learning-rate schedule and the step itself. A step trains on one
+gathered set of samples; with PPO-Multi/Mini it is several optimizer updates (see
+`batching.update_groups`). Every micro-batch's loss is divided by totals of its whole update
+(`shared.algo.loss.BatchTotals`), so the accumulated gradient is the full-batch gradient
+however the samples were packed and however many ranks shared them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from services.learner.batching import MicroBatch, TrainSample, collate, pack_micro_batches, update_groups
+from services.learner.distributed import DistContext, allreduce_grads, allreduce_sum
+from services.learner.model import Placement
+from shared.algo.loss import BatchTotals, policy_loss, token_logprobs
+from shared.config import RunConfig
+
+
+def lr_factor(update: int, *, schedule: str, warmup: int, total: int) -> float:
+    """Multiplier of the base lr at optimizer update `update` (0-based): linear warm-up from
+    1/(warmup+1) to 1 over `warmup` updates, then constant, linear to 0, or cosine to 0 at `total`."""
+    if update < warmup:
+        return (update + 1) / (warmup + 1)
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (update - warmup) / max(1, total - warmup))
+    if schedule == "linear":
+        return 1.0 - progress
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    raise ValueError(f"unknown schedule {schedule!r}")
+
+
+@dataclass
+class StepStats:
+    loss: float = 0.0
+    policy_loss: float = 0.0
+    kl: float = 0.0
+    grad_norm: float = 0.0
+    lr: float = 0.0
+    samples: int = 0
+    tokens: int = 0  # real tokens of the step's samples (each counted once)
+    tokens_processed: int = 0  # tokens through forward+backward (counted once per update)
+    completion_tokens: int = 0
+    clip_fraction: float = 0.0
+    ratio_mean: float = 0.0
+    adv_abs_mean: float = 0.0
+    updates: int = 0
+    seconds: dict[str, float] = field(default_factory=lambda: {"forward_backward": 0.0, "optimizer": 0.0})
+
+
+class Trainer:
+    def __init__(self, model: Any, cfg: RunConfig, place: Placement, ctx: DistContext = DistContext(),
+                 ref_model: Any = None, pad_id: int = 0) -> None:
+        self.model, self.cfg, self.place, self.ctx, self.ref, self.pad_id = model, cfg, place, ctx, ref_model, pad_id
+        lc, algo = cfg.learner, cfg.algo
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=lc.lr, betas=lc.betas, weight_decay=lc.weight_decay)
+        per_step = algo.ppo_epochs if algo.ppo != "none" else 1
+        warm, total = lc.warmup_steps * per_step, lc.max_steps * per_step
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda u: lr_factor(u, schedule=lc.schedule, warmup=warm, total=total))
+        self.updates = 0
+
+    def train_step(self, samples: list[TrainSample], step: int) -> StepStats:
+        algo = self.cfg.algo
+        stats = StepStats(samples=len(samples), tokens=sum(s.length for s in samples))
+        stats.adv_abs_mean = sum(abs(s.advantage) for s in samples) / max(1, len(samples))
+        groups = update_groups(len(samples), algo.ppo, algo.ppo_epochs, seed=self.cfg.seed * 1_000_003 + step)
+        sums = [0.0] * 6  # loss, policy_loss, kl, clipped tokens, ratio sum, completion tokens
+        for idx in groups:
+            part = self._update([samples[i] for i in idx], stats)
+            sums = [a + b for a, b in zip(sums, part)]
+        n = len(groups)
+        stats.loss, stats.policy_loss, stats.kl = sums[0] / n, sums[1] / n, sums[2] / n
+        stats.clip_fraction = sums[3] / max(1.0, sums[5])
+        stats.ratio_mean = sums[4] / max(1.0, sums[5])
+        stats.completion_tokens = int(sums[5] / n)
+        stats.updates = n
+        return stats
+
+    def _update(self, samples: list[TrainSample], stats: StepStats) -> list[float]:
+        """One optimizer update; returns [loss, pg, kl, clipped, ratio_sum, tokens] summed over ranks."""
+        lc = self.cfg.learner
+        t0 = time.perf_counter()
+        lens = [len(s.completion_ids) for s in samples]
+        totals = BatchTotals.of(lens, max_len_norm=max(self.cfg.sampler.max_new_tokens, max(lens)))
+        groups = pack_micro_batches([s.length for s in samples], lc.micro_batch_tokens, lc.micro_batch_size)
+        self.optimizer.zero_grad(set_to_none=True)
+        local = [0.0] * 6
+        tokens = 0
+        for g in groups[self.ctx.rank :: self.ctx.world]:
+            mb = collate([samples[i] for i in g], self.pad_id).to(self.place.device)
+            out = self._forward_backward(mb, totals)
+            tokens += mb.num_tokens
+            local = [a + float(b) for a, b in zip(local, (out.loss.detach(), out.policy_loss, out.kl,
+                                                          out.clipped_tokens, out.ratio_sum, out.tokens))]
+        t1 = time.perf_counter()
+        allreduce_grads(self.ctx, self.params)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, lc.max_grad_norm)
+        stats.lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.updates += 1
+        summed = allreduce_sum(self.ctx, local + [float(tokens)], self.place.device)
+        stats.grad_norm = float(grad_norm)
+        stats.tokens_processed += int(summed[6])
+        stats.seconds["forward_backward"] += t1 - t0
+        stats.seconds["optimizer"] += time.perf_counter() - t1
+        return summed[:6]
+
+    def _forward_backward(self, mb: MicroBatch, totals: BatchTotals):
+        algo = self.cfg.algo
+        with self.place.autocast():
+            logits = self.model(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits  # (B, L, V)
+        logp = token_logprobs(logits[:, :-1].float(), mb.targets)  # (B, L-1)
+        ref_logp = None
+        if algo.kl_beta > 0:
+            with torch.no_grad(), self.place.autocast():
+                ref_logits = self.ref(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits
+            ref_logp = token_logprobs(ref_logits[:, :-1].float(), mb.targets)
+        out = policy_loss(
+            logp, mb.old_logprobs, mb.advantages, mb.loss_mask, totals=totals,
+            aggregation=algo.loss_aggregation, clip_eps_low=algo.clip_eps_low,
+            clip_eps_high=algo.clip_eps_high, is_cap=algo.is_cap, ref_logprobs=ref_logp, kl_beta=algo.kl_beta)
+        out.loss.backward()
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.updates = int(state["updates"])

@@ -1,0 +1,73 @@
+"""LR schedule values, checkpoint round trip, metrics.jsonl truncation on resume."""
+
+import json
+import math
+import random
+
+import pytest
+import torch
+
+from services.learner.checkpoint import LearnerState, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from services.learner.steplog import StepLog, read_steps
+from services.learner.trainer import lr_factor
+
+
+def test_lr_factor():
+    assert [lr_factor(u, schedule="constant", warmup=3, total=10) for u in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    assert lr_factor(3, schedule="linear", warmup=3, total=7) == 1.0
+    assert lr_factor(5, schedule="linear", warmup=3, total=7) == 0.5
+    assert lr_factor(7, schedule="linear", warmup=3, total=7) == 0.0
+    assert lr_factor(2, schedule="cosine", warmup=0, total=4) == pytest.approx(0.5)
+    assert lr_factor(1, schedule="cosine", warmup=0, total=4) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    with pytest.raises(ValueError):
+        lr_factor(5, schedule="step", warmup=0, total=10)
+
+
+class _Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Linear(3, 2)
+
+    def save_pretrained(self, folder, safe_serialization=True):
+        folder.mkdir(parents=True)
+        torch.save(self.state_dict(), folder / "w.pt")
+
+
+def test_checkpoint_roundtrip_and_pruning(tmp_path):
+    model = _Tiny()
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model.w.weight.sum().backward()
+    opt.step()
+    for step in (2, 4, 6):
+        save_checkpoint(tmp_path, model, None, {"optimizer": opt.state_dict(), "updates": step},
+                        LearnerState(step=step, policy_version=step, committed=["b1", f"b{step}"]), keep=2)
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [4, 6]
+    torch.manual_seed(0)
+    random.seed(0)
+    save_checkpoint(tmp_path, model, None, {"updates": 8}, LearnerState(step=8), keep=2)
+    expected = (torch.rand(1).item(), random.random())  # the draws right after the save
+    ckpt = latest_checkpoint(tmp_path)
+    torch.manual_seed(1)
+    random.seed(1)
+    # committing again at the same step rewrites state.json only: model, trainer and RNG stay
+    save_checkpoint(tmp_path, model, None, {"updates": 99}, LearnerState(step=8, committed=["late"]), keep=2)
+    folder, trainer_state, state = load_checkpoint(ckpt, torch.device("cpu"))
+    assert folder == ckpt / "model" and (folder / "w.pt").exists()
+    assert trainer_state["updates"] == 8 and state.step == 8 and state.committed == ["late"]
+    assert not list(tmp_path.glob("checkpoints/.tmp-*"))
+    assert (torch.rand(1).item(), random.random()) == expected
+    opt_state = load_checkpoint(tmp_path / "checkpoints" / "step-6", torch.device("cpu"))[1]["optimizer"]
+    opt2 = torch.optim.AdamW(_Tiny().parameters(), lr=0.1)
+    opt2.load_state_dict(opt_state)
+    assert torch.equal(opt2.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+
+
+def test_steplog_truncates_redone_steps(tmp_path):
+    log = StepLog(tmp_path / "metrics.jsonl")
+    for step in (1, 2, 3, 4):
+        log.write({"step": step, "batch_ids": [f"b{step}"]})
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 5, "batch')  # a line cut by SIGKILL
+    assert log.truncate_after(2) == 3
+    assert [r["step"] for r in read_steps(tmp_path / "metrics.jsonl")] == [1, 2]
+    assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["batch_ids"] == ["b2"]
