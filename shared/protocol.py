@@ -382,9 +382,10 @@ class _Fields:
     def float_map(self, name: str) -> dict[str, float]:
         v = self.map(name)
         if len(v) > 256 or not all(
-            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v.values()
+            isinstance(k, str) and isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+            for k, x in v.items()
         ):
-            raise self._bad(name, "expected at most 256 finite numbers")
+            raise self._bad(name, "expected at most 256 finite numbers keyed by strings")
         return {k: float(x) for k, x in v.items()}
 
     def array(self, name: str, dtype: np.dtype, length: int | None = None) -> np.ndarray:
