@@ -65,4 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m services.cli`: run the importable module's main, whose registry
+    # services/commands.py fills (this file runs as `__main__`, a second copy).
+    from services.cli import main as _main
+
+    sys.exit(_main())

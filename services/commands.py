@@ -6,3 +6,15 @@ Add a subcommand here with `register(name, "module:function", help, add_argument
 from __future__ import annotations
 
 from services.cli import _add_config_args, register  # noqa: F401
+
+# Control plane (services/control): arguments in a light module, work imported on use.
+from services.control import cli_args as _control_args  # noqa: E402
+
+register("run", "services.control.local_run:main",
+         "run locally: embedded Redis, control plane + dashboard, one learner and sampler(s)",
+         _control_args.run_args)
+register("control", "services.control.server:main",
+         "serve the control plane API and dashboard (needs DASHRL_REDIS_URL)", _control_args.control_args)
+register("worker", "services.control.worker:main",
+         "long-running worker: wait for run assignments and run the sampler or learner for each",
+         _control_args.worker_args)

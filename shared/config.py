@@ -243,6 +243,9 @@ class Deployment(BaseModel):
     """DASHRL_METRICS_PORT: a service's Prometheus port (0: pick a free one)."""
     data_dir: str = "data"
     """DASHRL_DATA_DIR: cached models and datasets, shared weight store root."""
+    launcher: Literal["local", "workers"] = "local"
+    """DASHRL_LAUNCHER: how the control plane starts a run's services. local: child processes
+    of the control plane; workers: a RunAssignment for long-running `dashrl worker`s."""
 
     ENV: ClassVar[dict[str, str]] = {
         "redis_url": "DASHRL_REDIS_URL",
@@ -251,6 +254,7 @@ class Deployment(BaseModel):
         "control_port": "DASHRL_CONTROL_PORT",
         "metrics_port": "DASHRL_METRICS_PORT",
         "data_dir": "DASHRL_DATA_DIR",
+        "launcher": "DASHRL_LAUNCHER",
     }
 
     @classmethod

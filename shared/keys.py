@@ -67,6 +67,11 @@ class RunKeys:
         return self._k("heartbeats")
 
     @property
+    def series(self) -> str:
+        """Stream of dashboard samples the control plane records while the run is active (bounded)."""
+        return self._k("series")
+
+    @property
     def trained(self) -> str:
         """Set of batch ids whose optimizer step is committed (exactly-once bookkeeping)."""
         return self._k("trained")

@@ -104,6 +104,24 @@ def learner_metrics(reg: CollectorRegistry | None = None) -> tuple[LearnerMetric
     ), reg
 
 
+@dataclass
+class ControlMetrics:
+    runs: Gauge
+    requests: Counter
+    service_failures: Counter
+    launches: Counter
+
+
+def control_metrics(reg: CollectorRegistry | None = None) -> tuple[ControlMetrics, CollectorRegistry]:
+    reg = reg or CollectorRegistry()
+    return ControlMetrics(
+        runs=Gauge("dashrl_control_runs", "Runs known to the control plane, by state", ["state"], registry=reg),
+        requests=Counter("dashrl_control_http_requests_total", "API requests, by method, route and status", ["method", "route", "status"], registry=reg),
+        service_failures=Counter("dashrl_control_service_failures_total", "Service processes that exited non-zero, by service", ["service"], registry=reg),
+        launches=Counter("dashrl_control_launches_total", "Runs launched, by launcher", ["launcher"], registry=reg),
+    ), reg
+
+
 def serve(reg: CollectorRegistry, port: int, addr: str = "0.0.0.0") -> int:
     """Serve `reg` on /metrics; port 0 picks a free port. Returns the bound port."""
     server, _thread = start_http_server(port, addr=addr, registry=reg)

@@ -1,0 +1,93 @@
+"""A finished local run's report: report.png (reward and eval accuracy against wall time) and
+the numbers of the final summary, read from the run folder's metrics.jsonl and eval.jsonl."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+TIME_KEYS = ("time", "wall_time", "timestamp", "t")
+REWARD_KEYS = ("reward_mean", "reward")
+ACCURACY_KEYS = ("greedy_accuracy", "eval_accuracy", "accuracy")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Rows of a JSONL file; a torn last line (a killed writer) is skipped, not fatal."""
+    rows = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def column(rows: list[dict], keys: tuple[str, ...]) -> list[tuple[float, float]]:
+    """(time, value) pairs of the first of `keys` each row has (rows without a time are skipped)."""
+    out = []
+    for row in rows:
+        t = next((row[k] for k in TIME_KEYS if isinstance(row.get(k), (int, float))), None)
+        v = next((row[k] for k in keys if isinstance(row.get(k), (int, float))), None)
+        if t is not None and v is not None:
+            out.append((float(t), float(v)))
+    return out
+
+
+@dataclass
+class RunSummary:
+    steps: int
+    start_accuracy: float | None
+    final_accuracy: float | None
+    wall_time_s: float | None
+
+    def lines(self) -> list[str]:
+        acc = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+        wall = "n/a" if self.wall_time_s is None else f"{self.wall_time_s:.0f}s"
+        return [f"learner steps: {self.steps}", f"eval accuracy: {acc(self.start_accuracy)} at the start -> "
+                f"{acc(self.final_accuracy)} at the end", f"wall time: {wall}"]
+
+
+def summarize_run(folder: Path, started_at: float | None, ended_at: float | None) -> RunSummary:
+    steps = read_jsonl(folder / "metrics.jsonl")
+    evals = column(read_jsonl(folder / "eval.jsonl"), ACCURACY_KEYS)
+    wall = ended_at - started_at if started_at and ended_at else None
+    return RunSummary(steps=len(steps), start_accuracy=evals[0][1] if evals else None,
+                      final_accuracy=evals[-1][1] if len(evals) > 1 else None, wall_time_s=wall)
+
+
+def write_report(folder: Path, started_at: float | None = None) -> Path | None:
+    """Plot reward and eval accuracy against wall time into `folder/report.png`."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; never pick an interactive backend
+    import matplotlib.pyplot as plt
+
+    reward = column(read_jsonl(folder / "metrics.jsonl"), REWARD_KEYS)
+    accuracy = column(read_jsonl(folder / "eval.jsonl"), ACCURACY_KEYS)
+    if not reward and not accuracy:
+        log.warning("no metrics in %s: no report.png", folder)
+        return None
+    t0 = started_at or min(t for t, _ in reward + accuracy)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    for ax, series, title in ((axes[0], reward, "reward (mean of batch)"), (axes[1], accuracy, "eval accuracy (greedy)")):
+        if series:
+            ax.plot([(t - t0) / 60 for t, _ in series], [v for _, v in series], marker="o", markersize=3)
+        ax.set_title(title)
+        ax.set_xlabel("wall time (min)")
+        ax.grid(alpha=0.3)
+    axes[1].set_ylim(-0.02, 1.02)
+    fig.suptitle(folder.name)
+    out = folder / "report.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

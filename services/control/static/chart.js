@@ -1,0 +1,98 @@
+// A small line chart on a <canvas>: no library, no network. drawChart(canvas, points, opts)
+// with points = [[t_seconds, value], ...] (t ascending). The x axis shows minutes since the
+// first point; the y axis is padded around the data unless opts.min/opts.max pin it.
+"use strict";
+
+(function () {
+  const PAD = { left: 44, right: 8, top: 8, bottom: 20 };
+
+  function niceTicks(lo, hi, count) {
+    const span = hi - lo || 1;
+    const raw = span / count;
+    const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => span / s <= count) || 10 * mag;
+    const ticks = [];
+    for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) ticks.push(v);
+    return ticks;
+  }
+
+  function fmt(v) {
+    const a = Math.abs(v);
+    if (a >= 10000) return (v / 1000).toFixed(0) + "k";
+    if (a >= 100) return v.toFixed(0);
+    if (a >= 1) return v.toFixed(1);
+    return v.toFixed(2);
+  }
+
+  function yRange(values, opts) {
+    let lo = Math.min(...values), hi = Math.max(...values);
+    if (opts.min !== undefined) lo = Math.min(lo, opts.min);
+    if (opts.max !== undefined) hi = Math.max(hi, opts.max);
+    if (hi - lo < 1e-9) { lo -= 0.5; hi += 0.5; }
+    const pad = (hi - lo) * 0.05;
+    if (opts.min === undefined || lo < opts.min) lo -= pad;
+    if (opts.max === undefined || hi > opts.max) hi += pad;
+    return [lo, hi];
+  }
+
+  function setup(canvas) {
+    const ratio = window.devicePixelRatio || 1;
+    const w = canvas.clientWidth || 320, h = canvas.clientHeight || 160;
+    if (canvas.width !== Math.round(w * ratio) || canvas.height !== Math.round(h * ratio)) {
+      canvas.width = Math.round(w * ratio);
+      canvas.height = Math.round(h * ratio);
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    ctx.font = "11px system-ui, sans-serif";
+    return [ctx, w, h];
+  }
+
+  function drawAxes(ctx, w, h, xr, yr) {
+    ctx.strokeStyle = "#e3e6eb";
+    ctx.fillStyle = "#6b7280";
+    ctx.lineWidth = 1;
+    const sx = (x) => PAD.left + ((x - xr[0]) / (xr[1] - xr[0] || 1)) * (w - PAD.left - PAD.right);
+    const sy = (y) => h - PAD.bottom - ((y - yr[0]) / (yr[1] - yr[0])) * (h - PAD.top - PAD.bottom);
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    for (const v of niceTicks(yr[0], yr[1], 4)) {
+      ctx.beginPath(); ctx.moveTo(PAD.left, sy(v)); ctx.lineTo(w - PAD.right, sy(v)); ctx.stroke();
+      ctx.fillText(fmt(v), PAD.left - 4, sy(v));
+    }
+    ctx.textAlign = "center";
+    ctx.textBaseline = "top";
+    for (const v of niceTicks(xr[0], xr[1], 5)) {
+      ctx.fillText(fmt(v) + "m", sx(v), h - PAD.bottom + 4);
+    }
+    return [sx, sy];
+  }
+
+  function drawChart(canvas, points, opts) {
+    opts = opts || {};
+    const [ctx, w, h] = setup(canvas);
+    if (!points.length) {
+      ctx.fillStyle = "#9ca3af";
+      ctx.textAlign = "center";
+      ctx.textBaseline = "middle";
+      ctx.fillText("no data yet", w / 2, h / 2);
+      return;
+    }
+    const t0 = points[0][0];
+    const xs = points.map((p) => (p[0] - t0) / 60);
+    const ys = points.map((p) => p[1]);
+    const xr = [0, Math.max(xs[xs.length - 1], 1 / 60)];
+    const [sx, sy] = drawAxes(ctx, w, h, xr, yRange(ys, opts));
+    ctx.strokeStyle = opts.color || "#2563eb";
+    ctx.lineWidth = 1.8;
+    ctx.beginPath();
+    xs.forEach((x, i) => (i ? ctx.lineTo(sx(x), sy(ys[i])) : ctx.moveTo(sx(x), sy(ys[i]))));
+    ctx.stroke();
+    ctx.fillStyle = opts.color || "#2563eb";
+    const last = xs.length - 1;
+    ctx.beginPath(); ctx.arc(sx(xs[last]), sy(ys[last]), 2.5, 0, 2 * Math.PI); ctx.fill();
+  }
+
+  window.drawChart = drawChart;
+})();

@@ -1,0 +1,188 @@
+"""A run's lifecycle state and its headline numbers, derived from what is in Redis (pure).
+
+Owns the state machine and the API view of a run. Nothing here touches Redis: `runs_store`
+reads the run's state hash and heartbeats and hands them to `derive_state` and `summarize`.
+
+State machine (monotonic; stopped, finished and failed are terminal):
+    pending --first heartbeat--> running --stop requested--> stopping --learner done--> stopped
+    running --learner done without a stop--> finished
+    any non-terminal --a service exited non-zero (or quit early)--> failed
+    pending --stop requested before any service started--> stopped
+"""
+
+from __future__ import annotations
+
+import json
+from statistics import fmean
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from shared.protocol import Heartbeat
+
+TERMINAL = ("stopped", "finished", "failed")
+STALE_HEARTBEAT_S = 30.0
+
+
+def derive_state(current: str, fields: dict[str, str], n_heartbeats: int) -> str:
+    """The state a run is in now, from its previous state and its state-hash flags."""
+    if current in TERMINAL:
+        return current
+    if fields.get("failed_service"):
+        return "failed"
+    stop = fields.get("stop_requested") == "1"
+    if fields.get("learner_done") == "1":
+        return "stopped" if stop else "finished"
+    if stop:
+        # Nothing ever ran: there is nothing to wait for.
+        started = n_heartbeats > 0 or current in ("running", "stopping")
+        return "stopping" if started else "stopped"
+    if n_heartbeats > 0 or current == "running":
+        return "running"
+    return "pending"
+
+
+class ServiceView(BaseModel):
+    service: str
+    instance_id: str
+    state: str
+    last_heartbeat: float
+    """Unix time of its latest heartbeat."""
+    age_s: float
+    """Seconds since that heartbeat."""
+    stale: bool
+    """No heartbeat for more than 30 s."""
+    info: dict[str, float]
+
+
+class FailureView(BaseModel):
+    service: str
+    exit_code: int | None
+    log_tail: str
+
+
+class TokensPerSecond(BaseModel):
+    sampler: float | None = None
+    learner: float | None = None
+
+
+class RunView(BaseModel):
+    """What `GET /v1/runs/{id}` answers."""
+
+    id: str
+    state: str
+    created_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    policy_version: int | None = None
+    learner_step: int | None = None
+    max_steps: int | None = None
+    samples: int | None = None
+    tokens_per_s: TokensPerSecond = Field(default_factory=TokensPerSecond)
+    reward_mean: float | None = None
+    eval_accuracy: float | None = None
+    kept_fraction: float | None = None
+    staleness: float | None = None
+    """Mean staleness (learner version minus rollout version) the learner last reported."""
+    queue_depth: int | None = None
+    """Rollout entries produced but not yet committed by the learner."""
+    stop_reason: str | None = None
+    failure: FailureView | None = None
+    services: list[ServiceView] = Field(default_factory=list)
+    metrics_ports: dict[str, int] = Field(default_factory=dict)
+    run_dir: str | None = None
+    config: dict[str, Any] | None = None
+
+
+def _num(fields: dict[str, str], key: str) -> float | None:
+    try:
+        return float(fields[key])
+    except (KeyError, ValueError):
+        return None
+
+
+def _infos(heartbeats: list[Heartbeat], service: str) -> list[dict[str, float]]:
+    return [hb.info for hb in heartbeats if hb.service == service]
+
+
+def _values(infos: list[dict[str, float]], *keys: str) -> list[float]:
+    """The first of `keys` present in each info (services may name a number slightly apart)."""
+    out = []
+    for info in infos:
+        for key in keys:
+            if key in info:
+                out.append(info[key])
+                break
+    return out
+
+
+def _agg(values: list[float], how: str) -> float | None:
+    if not values:
+        return None
+    return {"sum": sum, "max": max, "mean": fmean}[how](values)
+
+
+def _as_int(x: float | None) -> int | None:
+    return None if x is None else int(x)
+
+
+def summarize(run_id: str, state: str, fields: dict[str, str], heartbeats: list[Heartbeat],
+              queue_depth: int | None, now: float) -> RunView:
+    """The API view of one run: flags from its state hash, numbers from its heartbeats."""
+    learner, sampler = _infos(heartbeats, "learner"), _infos(heartbeats, "sampler")
+    version = _agg(_values(learner, "policy_version"), "max")
+    if version is None:
+        version = _agg(_values(sampler, "policy_version"), "max")
+    failure = None
+    if fields.get("failed_service"):
+        code = _num(fields, "exit_code")
+        failure = FailureView(service=fields["failed_service"], exit_code=_as_int(code),
+                              log_tail=fields.get("log_tail", ""))
+    config = json.loads(fields["config"]) if fields.get("config") else {}
+    return RunView(
+        id=run_id,
+        state=state,
+        created_at=_num(fields, "created_at"),
+        started_at=_num(fields, "started_at"),
+        ended_at=_num(fields, "ended_at"),
+        policy_version=_as_int(version),
+        learner_step=_as_int(_agg(_values(learner, "step"), "max")),
+        max_steps=config.get("learner", {}).get("max_steps"),
+        samples=_as_int(_agg(_values(learner, "samples", "samples_total"), "max")
+                        or _agg(_values(sampler, "samples", "samples_total"), "sum")),
+        tokens_per_s=TokensPerSecond(sampler=_agg(_values(sampler, "tokens_per_s"), "sum"),
+                                     learner=_agg(_values(learner, "tokens_per_s"), "sum")),
+        reward_mean=_agg(_values(sampler, "reward_mean") or _values(learner, "reward_mean"), "mean"),
+        eval_accuracy=_agg(_values(sampler, "eval_accuracy") or _values(learner, "eval_accuracy"), "max"),
+        kept_fraction=_agg(_values(sampler, "kept_fraction") or _values(learner, "kept_fraction"), "mean"),
+        staleness=_agg(_values(learner, "staleness", "staleness_mean"), "mean"),
+        queue_depth=queue_depth,
+        stop_reason=fields.get("stop_reason") or None,
+        failure=failure,
+        services=[_service_view(hb, now) for hb in sorted(heartbeats, key=lambda h: (h.service, h.instance_id))],
+        metrics_ports={k: int(v) for k, v in json.loads(fields.get("metrics_ports") or "{}").items()},
+        run_dir=fields.get("run_dir"),
+    )
+
+
+def _service_view(hb: Heartbeat, now: float) -> ServiceView:
+    age = max(0.0, now - hb.sent_at)
+    return ServiceView(service=hb.service, instance_id=hb.instance_id, state=hb.state,
+                       last_heartbeat=hb.sent_at, age_s=round(age, 3), stale=age > STALE_HEARTBEAT_S,
+                       info=hb.info)
+
+
+SERIES_FIELDS = ("policy_version", "learner_step", "reward_mean", "eval_accuracy", "kept_fraction",
+                 "staleness", "queue_depth", "sampler_tokens_per_s", "learner_tokens_per_s")
+
+
+def series_point(view: RunView) -> dict[str, float]:
+    """The numbers of one dashboard chart sample (absent values are left out)."""
+    values: dict[str, float | int | None] = {
+        "policy_version": view.policy_version, "learner_step": view.learner_step,
+        "reward_mean": view.reward_mean, "eval_accuracy": view.eval_accuracy,
+        "kept_fraction": view.kept_fraction, "staleness": view.staleness,
+        "queue_depth": view.queue_depth, "sampler_tokens_per_s": view.tokens_per_s.sampler,
+        "learner_tokens_per_s": view.tokens_per_s.learner,
+    }
+    return {k: float(v) for k, v in values.items() if v is not None}

@@ -1,0 +1,91 @@
+"""`dashrl control` as a real uvicorn process on a free port, for integration tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "test-token-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ControlServer:
+    def __init__(self, redis_url: str, workdir: Path, *, launcher: str = "workers", token: str | None = TOKEN,
+                 port: int | None = None, extra_env: dict[str, str] | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workdir, self.log_path = workdir, workdir / f"control-{self.port}.log"
+        self.env = {**os.environ, "DASHRL_REDIS_URL": redis_url, "DASHRL_CONTROL_PORT": str(self.port),
+                    "DASHRL_CONTROL_HOST": "127.0.0.1", "DASHRL_LAUNCHER": launcher, "PYTHONUNBUFFERED": "1",
+                    **(extra_env or {})}
+        self.env.pop("DASHRL_API_TOKEN", None)
+        if token:
+            self.env["DASHRL_API_TOKEN"] = token
+        self.token = token
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 30.0) -> "ControlServer":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "services.cli", "control"], cwd=self.workdir,
+                                     env={**self.env, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"control plane did not start:\n{self.log_path.read_text()[-3000:]}")
+            time.sleep(0.05)
+
+    def stop(self, timeout_s: float = 60.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def client(self, auth: bool = True) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.token}"} if auth and self.token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def __enter__(self) -> "ControlServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_for(fn, what: str, timeout_s: float = 60.0, every_s: float = 0.2):
+    """Poll `fn()` until it returns something truthy; fail naming `what` after the deadline."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")

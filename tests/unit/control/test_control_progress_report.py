@@ -1,0 +1,52 @@
+"""The progress line, and report.png + summary from a run folder's JSONL files."""
+
+import io
+import json
+
+from services.control.progress import Progress, format_line
+from services.control.report import read_jsonl, summarize_run, write_report
+from services.control.status import RunView, TokensPerSecond
+
+
+def view(step, state="running"):
+    return RunView(id="r", state=state, learner_step=step, max_steps=10, policy_version=step, reward_mean=0.25,
+                   eval_accuracy=None, tokens_per_s=TokensPerSecond(sampler=1234.4, learner=56.0))
+
+
+def test_format_line():
+    line = format_line(view(5), elapsed_s=83)
+    assert line.startswith("[##########..........] step 5/10 v5 |")
+    assert "reward 0.250" in line and "acc -" in line and "sampler 1234 tok/s" in line
+    assert line.endswith("running 01:23")
+
+
+def test_progress_without_tty_prints_lines_on_change():
+    out = io.StringIO()
+    p = Progress(out, every_s=3600)
+    p.update(view(1))
+    p.update(view(1))  # unchanged and not yet due: no new line
+    assert out.getvalue().count("\n") == 1
+    p.message("stopping")
+    assert out.getvalue().endswith("stopping\n") and "\r" not in out.getvalue()
+
+
+def write_rows(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"torn": ')
+
+
+def test_report_and_summary(tmp_path):
+    write_rows(tmp_path / "metrics.jsonl", [{"step": i, "time": 1000 + 10 * i, "reward_mean": 0.1 * i} for i in range(1, 6)])
+    write_rows(tmp_path / "eval.jsonl", [{"version": v, "time": 1000 + 20 * v, "greedy_accuracy": 0.1 + 0.1 * v}
+                                         for v in (0, 2, 4)])
+    assert len(read_jsonl(tmp_path / "metrics.jsonl")) == 5  # the torn last line is skipped
+    png = write_report(tmp_path, started_at=1000)
+    assert png == tmp_path / "report.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    s = summarize_run(tmp_path, 1000.0, 1100.0)
+    assert (s.steps, s.start_accuracy, round(s.final_accuracy, 3), s.wall_time_s) == (5, 0.1, 0.5, 100.0)
+    assert "0.100 at the start -> 0.500 at the end" in "\n".join(s.lines())
+
+
+def test_report_without_metrics(tmp_path):
+    assert write_report(tmp_path) is None
+    assert summarize_run(tmp_path, None, None).final_accuracy is None

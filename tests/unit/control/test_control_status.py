@@ -1,0 +1,63 @@
+"""The run state machine and the API view derived from heartbeats (pure)."""
+
+import json
+
+import pytest
+
+from services.control.status import TERMINAL, derive_state, series_point, summarize
+from shared.protocol import Heartbeat
+
+
+@pytest.mark.parametrize("current,fields,beats,expected", [
+    ("pending", {}, 0, "pending"),
+    ("pending", {}, 1, "running"),
+    ("running", {}, 0, "running"),  # heartbeats hash cleared: a run does not go back to pending
+    ("running", {"stop_requested": "1"}, 2, "stopping"),
+    ("stopping", {"stop_requested": "1", "learner_done": "1"}, 2, "stopped"),
+    ("running", {"learner_done": "1"}, 2, "finished"),
+    ("running", {"failed_service": "sampler"}, 2, "failed"),
+    ("pending", {"stop_requested": "1"}, 0, "stopped"),  # nothing ever ran
+    ("stopping", {"stop_requested": "1"}, 0, "stopping"),
+])
+def test_derive_state(current, fields, beats, expected):
+    assert derive_state(current, fields, beats) == expected
+
+
+@pytest.mark.parametrize("terminal", TERMINAL)
+def test_terminal_states_stick(terminal):
+    assert derive_state(terminal, {"failed_service": "learner", "learner_done": "1"}, 3) == terminal
+
+
+def hb(service, instance, sent_at, **info):
+    return Heartbeat("r1", service, instance, "running", sent_at, info)
+
+
+def test_summarize_combines_learner_and_samplers():
+    fields = {"state": "running", "created_at": "100.0", "config": json.dumps({"learner": {"max_steps": 50}}),
+              "metrics_ports": json.dumps({"learner": 9001, "sampler-0": 9002})}
+    beats = [
+        hb("learner", "l0", 195.0, step=7, policy_version=7, tokens_per_s=300.0, staleness=0.5),
+        hb("sampler", "s0", 199.0, policy_version=6, tokens_per_s=1000.0, reward_mean=0.2, kept_fraction=0.5,
+           eval_accuracy=0.25),
+        hb("sampler", "s1", 160.0, policy_version=7, tokens_per_s=500.0, reward_mean=0.4, kept_fraction=0.7),
+    ]
+    view = summarize("r1", "running", fields, beats, queue_depth=3, now=200.0)
+    assert view.policy_version == 7 and view.learner_step == 7 and view.max_steps == 50
+    assert view.tokens_per_s.sampler == 1500.0 and view.tokens_per_s.learner == 300.0
+    assert view.reward_mean == pytest.approx(0.3) and view.kept_fraction == pytest.approx(0.6)
+    assert view.eval_accuracy == 0.25 and view.staleness == 0.5 and view.queue_depth == 3
+    assert view.metrics_ports == {"learner": 9001, "sampler-0": 9002}
+    ages = {s.instance_id: (s.age_s, s.stale) for s in view.services}
+    assert ages == {"l0": (5.0, False), "s0": (1.0, False), "s1": (40.0, True)}
+    assert view.failure is None
+    point = series_point(view)
+    assert point["sampler_tokens_per_s"] == 1500.0 and point["queue_depth"] == 3.0 and "learner_step" in point
+
+
+def test_summarize_failure_and_no_heartbeats():
+    fields = {"state": "failed", "failed_service": "learner", "exit_code": "3", "log_tail": "Traceback ..."}
+    view = summarize("r2", "failed", fields, [], queue_depth=None, now=0.0)
+    assert view.failure.service == "learner" and view.failure.exit_code == 3
+    assert view.failure.log_tail == "Traceback ..."
+    assert view.policy_version is None and view.tokens_per_s.sampler is None
+    assert series_point(view) == {}
