@@ -18,3 +18,7 @@ register("control", "services.control.server:main",
 register("worker", "services.control.worker:main",
          "long-running worker: wait for run assignments and run the sampler or learner for each",
          _control_args.worker_args)
+
+register("sampler", "services.sampler.main:main",
+         "generate rollouts with the newest policy, score, filter and push them (DASH sampler)",
+         _add_config_args)

@@ -68,7 +68,10 @@ class TaskConfig(Strict):
     eval_size: int = Field(default=200, ge=0)
     """Held-out problems scored by the periodic eval (0 disables eval)."""
     system_prompt: str | None = None
-    """Optional system message when the tokenizer has a chat template."""
+    """System message (chat template: a system turn; otherwise a paragraph before the question).
+    None: the source's default (reasoning-gym's <answer> instruction; files: a \\boxed{} one); '': none."""
+    reward_workers: int = Field(default=2, ge=1)
+    """Processes scoring completions off the generation loop (math-verify needs a main thread each)."""
 
 
 class AlgoConfig(Strict):

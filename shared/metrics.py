@@ -50,6 +50,10 @@ class SamplerMetrics:
     reward_failures: Counter
     generate_seconds: Histogram
     stream: StreamMetrics
+    tokens_per_s: Gauge
+    completion_len_mean: Gauge
+    truncated_fraction: Gauge
+    prompts_dropped: Counter
 
 
 def sampler_metrics(reg: CollectorRegistry | None = None) -> tuple[SamplerMetrics, CollectorRegistry]:
@@ -67,6 +71,10 @@ def sampler_metrics(reg: CollectorRegistry | None = None) -> tuple[SamplerMetric
         reward_failures=Counter("dashrl_sampler_reward_failures_total", "Reward calls that raised or timed out (scored 0)", ["kind"], registry=reg),
         generate_seconds=Histogram("dashrl_sampler_generate_seconds", "Seconds per generation call", buckets=SECONDS_BUCKETS, registry=reg),
         stream=stream_metrics(reg, "sampler"),
+        tokens_per_s=Gauge("dashrl_sampler_tokens_per_second", "Completion tokens per second of the latest generation call", registry=reg),
+        completion_len_mean=Gauge("dashrl_sampler_completion_length_mean", "Mean completion length (tokens) of the latest batch", registry=reg),
+        truncated_fraction=Gauge("dashrl_sampler_truncated_fraction", "Fraction of the latest batch cut at max_new_tokens", registry=reg),
+        prompts_dropped=Counter("dashrl_sampler_prompts_dropped_total", "Prompts skipped for exceeding max_prompt_tokens", registry=reg),
     ), reg
 
 

@@ -1,0 +1,84 @@
+"""The generation-backend interface every backend implements, and its value types.
+
+A backend turns token-id prompts into completions: token ids, the log-prob of each sampled
+token under the model's own distribution (temperature 1, no top-k/top-p: what a plain forward
+pass gives, so the learner can compare), and why each completion ended. It also loads a new
+weight folder in place between calls. Backends never see text, rewards or Redis.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from shared.protocol import FinishReason
+
+
+class IncompatibleWeights(ValueError):
+    """A weight folder that does not fit the served model; raised before anything was changed,
+    so the backend still serves the previous policy intact."""
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How to sample one generation call."""
+
+    n: int = 1
+    """Completions per prompt (G)."""
+    temperature: float = 1.0
+    """0 means greedy."""
+    top_k: int = -1
+    """-1 or 0: off."""
+    top_p: float = 1.0
+    max_new_tokens: int = 64
+    seed: int = 0
+    """Seeds this call (backends derive per-call randomness from it)."""
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass
+class Completion:
+    token_ids: np.ndarray  # (C,) int32, includes the EOS token when it stopped on one
+    logprobs: np.ndarray  # (C,) float32, log p(token | prefix) under the raw model
+    finish_reason: FinishReason
+
+
+class GenerationBackend(ABC):
+    """One model held for generation. Not thread-safe: one call at a time."""
+
+    name: str = "base"
+
+    @abstractmethod
+    def generate(self, prompts: list[list[int]], settings: SamplingSettings) -> list[list[Completion]]:
+        """For each prompt, `settings.n` completions (outer list in prompt order)."""
+
+    @abstractmethod
+    def load_weights(self, path: Path) -> None:
+        """Serve the HF model folder at `path` from the next call on (same architecture).
+
+        Raises IncompatibleWeights when the folder does not fit (the old policy is kept); any
+        other exception means the backend's state is unknown and it must not be used again."""
+
+    def close(self) -> None:
+        """Release the model (and any engine process)."""
+
+
+def count_tokens(outputs: list[list[Completion]]) -> int:
+    return sum(len(c.token_ids) for group in outputs for c in group)
+
+
+def tensor_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """{tensor name: shape} of a folder's safetensors files, read from their headers only."""
+    from safetensors import safe_open
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    for file in sorted(Path(path).glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as f:
+            shapes.update({name: tuple(f.get_slice(name).get_shape()) for name in f.keys()})
+    return shapes

@@ -1,0 +1,109 @@
+"""The transformers `generate` backend: the fallback when vLLM is absent, and the fast one for tests.
+
+Log-probs come from the raw logits of each decoding step (`output_logits=True`), so they are the
+model's own log p(token | prefix), exactly what a forward pass over the same tokens gives.
+Weights are swapped in place from a folder's safetensors files (no new model object).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from transformers import AutoModelForCausalLM
+
+from services.sampler.backends.base import Completion, GenerationBackend, IncompatibleWeights, SamplingSettings
+from shared.protocol import FinishReason
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def pick_device_dtype(dtype: str) -> tuple[torch.device, torch.dtype]:
+    cuda = torch.cuda.is_available()
+    if dtype == "auto":
+        return torch.device("cuda" if cuda else "cpu"), torch.bfloat16 if cuda else torch.float32
+    return torch.device("cuda" if cuda else "cpu"), DTYPES[dtype]
+
+
+class HFBackend(GenerationBackend):
+    name = "transformers"
+
+    def __init__(self, model_path: str | Path, *, dtype: str = "auto", trust_remote_code: bool = False,
+                 max_batch_sequences: int = 512) -> None:
+        self.device, self.dtype = pick_device_dtype(dtype)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            str(model_path), dtype=self.dtype, trust_remote_code=trust_remote_code
+        ).to(self.device).eval()
+        cfg = self.model.generation_config
+        eos = cfg.eos_token_id if cfg.eos_token_id is not None else self.model.config.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+        self.pad_id = cfg.pad_token_id if cfg.pad_token_id is not None else min(self.eos_ids, default=0)
+        self.max_batch_sequences = max_batch_sequences
+
+    @torch.inference_mode()
+    def generate(self, prompts: list[list[int]], settings: SamplingSettings) -> list[list[Completion]]:
+        torch.manual_seed(settings.seed)
+        # Split only to bound memory; each chunk is still one large batched generate call.
+        per_chunk = max(1, self.max_batch_sequences // settings.n)
+        out: list[list[Completion]] = []
+        for start in range(0, len(prompts), per_chunk):
+            out.extend(self._generate_chunk(prompts[start : start + per_chunk], settings))
+        return out
+
+    def _generate_chunk(self, prompts: list[list[int]], settings: SamplingSettings) -> list[list[Completion]]:
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, p in enumerate(prompts):  # left padding: every prompt ends at column `width`
+            ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+            mask[i, width - len(p) :] = 1
+        sampling = {} if settings.greedy else dict(
+            temperature=settings.temperature, top_k=settings.top_k if settings.top_k > 0 else None,
+            top_p=settings.top_p)
+        res = self.model.generate(
+            input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+            do_sample=not settings.greedy, num_return_sequences=settings.n,
+            max_new_tokens=settings.max_new_tokens, min_new_tokens=0, pad_token_id=self.pad_id,
+            eos_token_id=sorted(self.eos_ids), output_logits=True, return_dict_in_generate=True,
+            **sampling,
+        )
+        new = res.sequences[:, width:]  # (B*n, T)
+        logits = torch.stack(res.logits, dim=1).float()  # (B*n, T, V), raw (before temperature)
+        lp = torch.log_softmax(logits, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)  # (B*n, T)
+        new, lp = new.cpu().numpy(), lp.cpu().numpy()
+        flat = [self._completion(new[j], lp[j]) for j in range(new.shape[0])]
+        return [flat[i * settings.n : (i + 1) * settings.n] for i in range(len(prompts))]
+
+    def _completion(self, tokens: np.ndarray, logprobs: np.ndarray) -> Completion:
+        ends = [k for k, t in enumerate(tokens.tolist()) if t in self.eos_ids]
+        if ends:  # keep the EOS token: the learner trains on "stop here" too
+            stop = ends[0] + 1
+            return Completion(tokens[:stop].astype(np.int32), logprobs[:stop].astype(np.float32), FinishReason.STOP)
+        return Completion(tokens.astype(np.int32), logprobs.astype(np.float32), FinishReason.LENGTH)
+
+    @torch.inference_mode()
+    def load_weights(self, path: Path) -> None:
+        # Read and check everything before touching the model: a half-copied policy must never serve.
+        params = dict(self.model.named_parameters())
+        tensors: dict[str, torch.Tensor] = {}
+        for file in sorted(Path(path).glob("*.safetensors")):
+            with safe_open(str(file), framework="pt") as f:
+                tensors.update({name: f.get_tensor(name) for name in f.keys()})
+        unexpected = [n for n, t in tensors.items() if n not in params or t.shape != params[n].shape]
+        missing = set(params) - set(tensors)
+        if self.model.config.get_text_config().tie_word_embeddings:
+            missing -= {n for n in missing if n.startswith("lm_head.")}  # shares the embedding
+        if unexpected or missing:
+            raise IncompatibleWeights(f"{path}: does not fit this model (unexpected or mis-shaped "
+                             f"{unexpected[:3]}, missing {sorted(missing)[:3]})")
+        for name, tensor in tensors.items():
+            params[name].copy_(tensor.to(params[name].dtype))
+        log.info("transformers backend: loaded weights from %s", path)
+
+    def close(self) -> None:
+        self.model = None

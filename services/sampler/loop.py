@@ -1,0 +1,176 @@
+"""The sampler loop: maybe swap weights -> one large generation call -> hand off for scoring,
+advantages, filtering and the push (pipeline.py) -> repeat.
+
+Preemptive sampling: each call generates M prompts x G completions at once (`sampling_batch_prompts`,
+`group_size`), independent of the learner's micro-batch. Modes:
+- async: before every call, switch to the newest announced weights; keep sampling while the
+  learner trains. Stream back-pressure (`streams.max_backlog`) bounds how far ahead it runs, so
+  rollouts stay within the learner's `max_staleness` window instead of being made and discarded.
+- sync (the GRPO baseline): sample with version v until one learner update's worth of samples
+  (train_batch_size x publish_every, after filtering) is pushed, then wait for version v+1.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from services.sampler.backends import GenerationBackend, SamplingSettings
+from services.sampler.batching import Generated
+from services.sampler.evaluation import Evaluator, due
+from services.sampler.pipeline import BatchFinisher, Pending
+from services.sampler.rewards import RewardPool
+from services.sampler.tasks import PromptOrder, PromptRenderer, TaskSet
+from services.sampler.weights_follower import WeightsFollower
+from shared.config import RunConfig
+from shared.metrics import SamplerMetrics
+
+log = logging.getLogger(__name__)
+
+
+class SamplerLoop:
+    def __init__(self, cfg: RunConfig, *, backend: GenerationBackend, renderer: PromptRenderer, task: TaskSet,
+                 pool: RewardPool, follower: WeightsFollower, finisher: BatchFinisher,
+                 evaluator: Evaluator | None = None, metrics: SamplerMetrics | None = None) -> None:
+        s = cfg.sampler
+        self.cfg, self.backend, self.renderer, self.task = cfg, backend, renderer, task
+        self.pool, self.follower, self.finisher = pool, follower, finisher
+        self.evaluator, self.metrics = evaluator, metrics
+        self.order = PromptOrder(len(task.train), cfg.seed, s.num_shards, s.shard_index)
+        self.settings = self.sampling_settings(cfg)
+        self.calls = 0
+        self.prompts_issued = 0
+        self.last_eval_version: int | None = None
+        self.eval_info: dict[str, float] = {}
+        self.gen_info: dict[str, float] = {}
+
+    @staticmethod
+    def sampling_settings(cfg: RunConfig) -> SamplingSettings:
+        s = cfg.sampler
+        return SamplingSettings(n=s.group_size, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
+                                max_new_tokens=s.max_new_tokens, seed=cfg.seed)
+
+    def generate(self) -> Generated:
+        """One preemptive-sampling call: the next M problems of this shard, G completions each."""
+        s = self.cfg.sampler
+        ids = self.order.take(s.sampling_batch_prompts)
+        prompts, kept_ids = [], []
+        for i in ids:
+            p = self.renderer.ids(self.task.train[i])
+            if len(p) <= s.max_prompt_tokens:
+                prompts.append(p)
+                kept_ids.append(i)
+        if self.metrics and len(kept_ids) < len(ids):
+            self.metrics.prompts_dropped.inc(len(ids) - len(kept_ids))
+        first_group = self.prompts_issued * s.num_shards + s.shard_index  # unique across shards
+        self.prompts_issued += len(prompts)
+        seed = self.cfg.seed * 1_000_003 + s.shard_index * 7_919 + self.calls
+        self.calls += 1
+        version = self.follower.version  # stamped before the call: these tokens come from it
+        start = time.monotonic()
+        outputs = self.backend.generate(prompts, SamplingSettings(**{**self.settings.__dict__, "seed": seed}))
+        gen = Generated(prompts, kept_ids, outputs, version, time.monotonic() - start, first_group)
+        self._record_generation(gen)
+        return gen
+
+    def _record_generation(self, gen: Generated) -> None:
+        tokens = gen.num_tokens
+        self.gen_info = {"tokens_per_s": tokens / gen.generate_s if gen.generate_s > 0 else 0.0}
+        if self.metrics:
+            self.metrics.tokens.inc(tokens)
+            self.metrics.generate_seconds.observe(gen.generate_s)
+            self.metrics.tokens_per_s.set(self.gen_info["tokens_per_s"])
+
+    def score_async(self, gen: Generated) -> Pending:
+        """Decode the completions and send them to the reward pool (returns at once)."""
+        tok = self.renderer.tokenizer
+        items = [(tok.decode(c.token_ids.tolist(), skip_special_tokens=True),
+                  self.task.train[gen.problem_ids[i]].answer, self.task.train[gen.problem_ids[i]].entry)
+                 for i, c in gen.flat()]
+        return Pending(gen, self.pool.submit(items))
+
+    def maybe_eval(self) -> None:
+        v = self.follower.version
+        if self.evaluator is None or not due(v, self.last_eval_version, self.cfg.sampler.eval_every):
+            return
+        res = self.evaluator.run(self.backend, v)
+        self.last_eval_version = v
+        if res is not None:
+            self.eval_info = {"eval_accuracy": res.greedy_accuracy, "eval_accuracy_sampled": res.sampled_accuracy,
+                              "eval_version": float(v)}
+
+    def step(self, should_stop: Callable[[], bool]) -> None:
+        """One iteration: swap if a newer version is out, maybe eval, generate, hand off."""
+        self.follower.poll()
+        self.maybe_eval()
+        gen = self.generate()
+        if not gen.prompts:
+            log.warning("sampler: every prompt of this call exceeded max_prompt_tokens")
+            return
+        self.finisher.submit(self.score_async(gen))
+        if self.cfg.sampler.mode == "sync":
+            self.finisher.flush()
+            need = self.cfg.learner.train_batch_size * self.cfg.learner.publish_every
+            if self.finisher.kept_by_version[gen.policy_version] >= need:
+                self.follower.wait_for_newer(gen.policy_version, should_stop)
+
+    def run(self, should_stop: Callable[[], bool], max_calls: int | None = None) -> None:
+        while not should_stop() and (max_calls is None or self.calls < max_calls):
+            self.step(should_stop)
+
+    def close(self) -> None:
+        """Hand over what was generated (giving up on a batch back-pressure holds > 1 s), free the parts."""
+        self.finisher.stop()
+        self.finisher.close()
+        self.pool.close()
+        self.backend.close()
+
+    def info(self) -> dict[str, float]:
+        """The numbers a heartbeat carries."""
+        out = {"policy_version": float(self.follower.version), "calls": float(self.calls)}
+        out.update(self.gen_info)
+        stats = self.finisher.latest_stats
+        for key in ("reward_mean", "kept_fraction", "completion_len_mean", "truncated_fraction"):
+            if key in stats:
+                out[key] = stats[key]
+        if self.follower.last_sync_s is not None:
+            out["weight_sync_s"] = self.follower.last_sync_s
+        out.update(self.eval_info)
+        return out
+
+
+class Heartbeater:
+    """Sends `RunState.heartbeat` every `interval_s` from a thread (generation calls can be long)."""
+
+    def __init__(self, send: Callable[[str, dict[str, float]], Any], info: Callable[[], dict[str, float]],
+                 interval_s: float = 5.0) -> None:
+        self.send, self.info, self.interval_s = send, info, interval_s
+        self.state = "starting"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def start(self) -> "Heartbeater":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.send(self.state, self.info())
+            except Exception:  # a missed heartbeat is logged, never fatal (Redis retries live below)
+                log.exception("sampler: heartbeat failed")
+            if self._stop.wait(self.interval_s):
+                return
+
+    def stop(self, final_state: str) -> None:
+        self.state = final_state
+        self._stop.set()
+        self._thread.join()
+        self.send(final_state, self.info())
+
+
+def run_dir(cfg: RunConfig, run_id: str) -> Path:
+    return Path(cfg.output_dir) / run_id

@@ -1,0 +1,214 @@
+"""Verifiers and the process pool that runs them.
+
+A verifier turns (completion text, problem) into a float reward. Built in: reasoning-gym's own
+scorer for its datasets (answer taken from the last <answer>...</answer>), math-verify for
+{prompt, answer} files (\\boxed{} and `#### N` answers), and any `module:function` named in the
+config — `fn(completion: str, answer: str) -> float` — imported only from allowlisted module
+prefixes.
+
+Scoring runs in worker processes, never in the generation loop: math-verify (and any signal
+based timeout) needs its process's main thread, and a slow verifier must not stall sampling.
+Each call gets `reward_timeout_s` through SIGALRM inside the worker; a call that raises, returns
+a non-number or times out scores 0 and is counted, and a worker stuck where no signal reaches
+(C code) is detected by the parent and the pool is rebuilt. Nothing here stops the sampler.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import multiprocessing
+import queue
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from shared.config import JsonlTask, TaskConfig
+from shared.configio import ConfigError
+
+log = logging.getLogger(__name__)
+
+RewardFn = Callable[[str, str, dict], float]
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """Which verifier to run; small and picklable so worker processes can rebuild it."""
+
+    kind: str  # "reasoning_gym" | "math" | "function"
+    target: str = ""  # dataset name, or "module:function"
+    params: tuple[tuple[str, Any], ...] = ()  # reasoning-gym generator params
+
+
+def reward_spec(cfg: TaskConfig) -> RewardSpec:
+    """The task's verifier; a config-named function is checked against the allowlist and imported
+    here once, so a bad name fails at startup with a ConfigError instead of scoring 0 forever."""
+    if cfg.reward:
+        spec = RewardSpec("function", cfg.reward)
+        check_allowed(cfg.reward, cfg.reward_allowlist)
+        _resolve(spec)
+        return spec
+    if isinstance(cfg.source, JsonlTask):
+        return RewardSpec("math")
+    return RewardSpec("reasoning_gym", cfg.source.name, tuple(sorted(cfg.source.params.items())))
+
+
+def check_allowed(target: str, allowlist: list[str]) -> None:
+    module, sep, func = target.partition(":")
+    if not sep or not module or not func:
+        raise ConfigError(f"task.reward: {target!r} is not 'module:function'")
+    dotted = module + "."
+    if not any(dotted.startswith(p if p.endswith(".") else p + ".") for p in allowlist):
+        raise ConfigError(f"task.reward: module {module!r} is not under task.reward_allowlist {allowlist}")
+
+
+_RESOLVED: dict[RewardSpec, RewardFn] = {}
+
+
+def _resolve(spec: RewardSpec) -> RewardFn:
+    """The verifier as fn(completion, answer, entry) -> float (cached per process)."""
+    if spec in _RESOLVED:
+        return _RESOLVED[spec]
+    if spec.kind == "function":
+        module, _, name = spec.target.partition(":")
+        try:
+            user_fn = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as err:
+            raise ConfigError(f"task.reward: cannot import {spec.target!r}: {err}") from None
+        if not callable(user_fn):
+            raise ConfigError(f"task.reward: {spec.target!r} is not callable")
+        fn: RewardFn = lambda completion, answer, entry: user_fn(completion, answer)  # noqa: E731
+    elif spec.kind == "math":
+        fn = math_reward
+    elif spec.kind == "reasoning_gym":
+        import reasoning_gym
+        from reasoning_gym.utils import extract_answer
+
+        scorer = reasoning_gym.create_dataset(spec.target, size=1, seed=0, **dict(spec.params)).score_answer
+        fn = lambda completion, answer, entry: scorer(extract_answer(completion), entry)  # noqa: E731
+    else:
+        raise ValueError(f"unknown reward kind {spec.kind!r}")
+    _RESOLVED[spec] = fn
+    return fn
+
+
+def math_reward(completion: str, answer: str, entry: dict | None = None) -> float:
+    """1.0 when math-verify finds the completion's answer equal to the reference, else 0.0."""
+    from math_verify import parse, verify
+
+    if "####" in answer:  # GSM8K-style reference: the worked solution ends with "#### N"
+        answer = answer.rsplit("####", 1)[1]
+    # Timeouts off here: the worker's SIGALRM around the whole call bounds it (one timer, not two).
+    gold = parse(answer, parsing_timeout=None)
+    pred = parse(completion, parsing_timeout=None)
+    return 1.0 if gold and pred and verify(gold, pred, timeout_seconds=None) else 0.0
+
+
+def _warm(spec: RewardSpec) -> None:
+    """Worker start: import the verifier now, so its first call isn't billed for the imports."""
+    try:
+        _resolve(spec)
+    except Exception:  # the call itself will fail, score 0 and be counted
+        log.exception("reward worker: cannot load verifier %s", spec)
+
+
+class RewardTimeout(BaseException):
+    """Raised by SIGALRM inside a worker (BaseException: a verifier's `except Exception` can't eat it)."""
+
+
+def _alarm(signum, frame):
+    raise RewardTimeout()
+
+
+def score_one(spec: RewardSpec, completion: str, answer: str, entry: dict, timeout_s: float) -> tuple[float, str]:
+    """Run one verifier call in this (worker) process's main thread. Returns (score, outcome)."""
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    try:
+        value = float(_resolve(spec)(completion, answer, entry))
+        return (value, "ok") if math.isfinite(value) else (0.0, "error")
+    except RewardTimeout:
+        return 0.0, "timeout"
+    except Exception as err:  # any verifier bug scores 0; the parent counts and logs it
+        return 0.0, f"error:{type(err).__name__}: {err}"[:300]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@dataclass
+class ScoreResult:
+    scores: np.ndarray  # (N,) float32
+    failures: Counter  # kind -> count: "error", "timeout", "hung"
+    first_error: str = ""
+    seconds: float = 0.0
+    """From submission to the last score."""
+
+
+class RewardPool:
+    """Worker processes scoring completions; `submit()` returns at once, `ScoreJob.result()` waits."""
+
+    def __init__(self, spec: RewardSpec, timeout_s: float, workers: int = 2) -> None:
+        self.spec, self.timeout_s, self.workers = spec, timeout_s, workers
+        self._ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch/vLLM threads
+        self._pool = self._new_pool()
+
+    def _new_pool(self):
+        return self._ctx.Pool(self.workers, initializer=_warm, initargs=(self.spec,))
+
+    def submit(self, items: list[tuple[str, str, dict]]) -> "ScoreJob":
+        """items: (completion text, reference answer, problem entry)."""
+        return ScoreJob(self, items)
+
+    def score(self, items: list[tuple[str, str, dict]]) -> ScoreResult:
+        return self.submit(items).result()
+
+    def rebuild(self) -> None:
+        log.error("reward pool: a worker stopped responding; killing and restarting the pool")
+        self._pool.terminate()
+        self._pool.join()
+        self._pool = self._new_pool()
+
+    def close(self) -> None:
+        self._pool.terminate()
+        self._pool.join()
+
+
+class ScoreJob:
+    def __init__(self, pool: RewardPool, items: list[tuple[str, str, dict]]) -> None:
+        self.pool, self.n, self.start = pool, len(items), time.monotonic()
+        self.done: queue.Queue = queue.Queue()
+        for i, (completion, answer, entry) in enumerate(items):
+            pool._pool.apply_async(
+                score_one, (pool.spec, completion, answer, entry, pool.timeout_s),
+                callback=lambda res, i=i: self.done.put((i, res)),
+                error_callback=lambda err, i=i: self.done.put((i, (0.0, f"error:{err!r}"))),
+            )
+
+    def result(self) -> ScoreResult:
+        scores = np.zeros(self.n, dtype=np.float32)
+        failures: Counter = Counter()
+        first_error, got = "", set()
+        # Every call ends within timeout_s by SIGALRM; no progress for longer means a stuck worker.
+        stall_s = self.pool.timeout_s + max(2.0, self.pool.timeout_s)
+        while len(got) < self.n:
+            try:
+                i, (value, outcome) = self.done.get(timeout=stall_s)
+            except queue.Empty:
+                failures["hung"] += self.n - len(got)
+                self.pool.rebuild()
+                break
+            got.add(i)
+            scores[i] = value
+            if outcome != "ok":
+                kind = "timeout" if outcome == "timeout" else "error"
+                failures[kind] += 1
+                first_error = first_error or outcome
+        if failures:
+            log.warning("rewards: %s failed calls scored 0 (%s)", dict(failures), first_error)
+        return ScoreResult(scores, failures, first_error, time.monotonic() - self.start)

@@ -1,0 +1,94 @@
+"""Weight hot-swap: follow the run's weights stream and load each new version between calls.
+
+Owns which policy version the sampler serves. On an announcement it takes only the newest
+version (older ones in between are useless to an async sampler), fetches it from the weight
+store (which verifies the checksum), loads it into the backend, and from then on every rollout
+is stamped with that version. Publish-to-swap latency (announcement time to loaded) is exported.
+A corrupt or incompatible version is refused and counted; the old policy keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import redis
+
+from services.sampler.backends import GenerationBackend, IncompatibleWeights
+from shared.broadcast import Broadcast
+from shared.keys import RunKeys
+from shared.metrics import SamplerMetrics
+from shared.protocol import WeightsPublished
+from shared.weights import WeightStore, WeightsCorrupt
+
+log = logging.getLogger(__name__)
+
+
+class WeightsFollower:
+    def __init__(self, r: redis.Redis, run_id: str, store: WeightStore, backend: GenerationBackend,
+                 local_dir: Path, metrics: SamplerMetrics | None = None) -> None:
+        self.broadcast = Broadcast(r, RunKeys(run_id).weights, expect=WeightsPublished,
+                                   metrics=metrics.stream if metrics else None)
+        self.store, self.backend, self.metrics = store, backend, metrics
+        # Versions are copied here before loading: the store may prune its copy while we read it.
+        self.local_dir = Path(local_dir)
+        self.version = 0  # version 0 is the starting model the backend was built from
+        self.last_id = "0"
+        self.last_sync_s: float | None = None
+        self.refused: set[int] = set()
+        if metrics:
+            metrics.policy_version.set(0)
+
+    def catch_up(self) -> bool:
+        """At start: load the newest version already announced (a restarted sampler resumes there)."""
+        latest = self.broadcast.latest()
+        if latest is None:
+            return False
+        self.last_id = latest[0]
+        return self._swap(latest[1])
+
+    def poll(self, block_ms: int = 0) -> bool:
+        """Swap to the newest announced version, if newer than ours. True when it swapped."""
+        entries = self.broadcast.read_after(self.last_id, block_ms=block_ms)
+        if not entries:
+            return False
+        self.last_id = entries[-1][0]
+        newest = max((m for _, m in entries), key=lambda m: m.version)
+        return self._swap(newest)
+
+    def wait_for_newer(self, version: int, should_stop: Callable[[], bool], block_ms: int = 1000) -> bool:
+        """Sync mode: block until a version > `version` is loaded (False if asked to stop first)."""
+        while self.version <= version:
+            if should_stop():
+                return False
+            self.poll(block_ms=block_ms)
+        return True
+
+    def _swap(self, msg: WeightsPublished) -> bool:
+        if msg.version <= self.version or msg.version in self.refused:
+            return False
+        dest = self.local_dir / f"v{msg.version}"
+        try:
+            path = Path(self.store.fetch(msg, dest=dest))  # a verified private copy
+            self.backend.load_weights(path)
+        except (WeightsCorrupt, IncompatibleWeights) as err:
+            shutil.rmtree(dest, ignore_errors=True)
+            return self._refuse(msg, "checksum" if isinstance(err, WeightsCorrupt) else "incompatible", err)
+        self.last_sync_s = max(0.0, time.time() - msg.published_at)
+        shutil.rmtree(self.local_dir / f"v{self.version}", ignore_errors=True)  # the copy we served before
+        self.version = msg.version
+        if self.metrics:
+            self.metrics.weight_sync.observe(self.last_sync_s)
+            self.metrics.policy_version.set(msg.version)
+        log.info("sampler: now serving policy version %d (publish-to-swap %.2fs)", msg.version, self.last_sync_s)
+        return True
+
+    def _refuse(self, msg: WeightsPublished, reason: str, err: Exception) -> bool:
+        log.error("sampler: refusing weight version %d (%s): %s", msg.version, reason, err)
+        self.refused.add(msg.version)
+        if self.metrics:
+            self.metrics.weight_rejected.labels(reason=reason).inc()
+        return False

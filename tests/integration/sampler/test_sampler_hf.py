@@ -1,0 +1,69 @@
+"""The sampler end to end with the transformers backend: a real tiny model, a reasoning-gym
+task, a private Redis; in-process (batches, log-probs, hot-swap, eval) and as the `dashrl
+sampler` process (heartbeats, swap, graceful stop)."""
+
+import os
+import subprocess
+import sys
+import time
+
+import yaml
+
+from shared.configio import dump_config
+from shared.runstate import RunState
+from tests.conftest import ROOT
+from tests.helpers.tiny_model import build_tiny_model
+from tests.integration.sampler.harness import publish_perturbed, read_batches, run_sampler_checks, sampler_config
+
+
+def test_transformers_backend_batches_logprobs_and_hot_swap(redis_client, tmp_path):
+    model_dir = build_tiny_model(tmp_path / "model")
+    cfg = sampler_config(model_dir, tmp_path / "runs", "transformers")
+    run_sampler_checks(redis_client, cfg, model_dir, tmp_path, tol=1e-4)
+
+
+def wait_for(cond, what: str, timeout: float = 90.0, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"sampler exited with {proc.returncode} while waiting for {what}")
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_sampler_process_swaps_heartbeats_and_stops(redis_proc, redis_client, tmp_path):
+    model_dir = build_tiny_model(tmp_path / "model")
+    cfg = sampler_config(model_dir, tmp_path / "runs", "transformers", run_id="proc1",
+                         extra=["streams.max_backlog=3", "sampler.eval_every=0"])
+    cfg_path = tmp_path / "run.yaml"
+    cfg_path.write_text(dump_config(cfg))
+    env = {**os.environ, "DASHRL_REDIS_URL": redis_proc.url, "DASHRL_METRICS_PORT": "0",
+           "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "sampler", str(cfg_path)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    state = RunState(redis_client, "proc1")
+    try:
+        wait_for(lambda: read_batches(redis_client, "proc1"), "a first batch", proc=proc)
+        # Nobody consumes: back-pressure holds the stream at max_backlog, it never grows past it.
+        wait_for(lambda: len(read_batches(redis_client, "proc1")) == 3, "a full backlog", proc=proc)
+        publish_perturbed(redis_client, cfg, model_dir, version=1)
+        redis_client.delete(f"dashrl:proc1:rollouts")  # play the learner: consume and commit everything
+        redis_client.hset("dashrl:proc1:backlog", mapping={"produced": 0, "committed": 0})
+        wait_for(lambda: any(b.policy_version == 1 for b in read_batches(redis_client, "proc1")),
+                 "a batch stamped with version 1", proc=proc)
+        wait_for(lambda: [h for h in state.heartbeats() if h.info.get("policy_version") == 1.0],
+                 "a heartbeat reporting version 1", proc=proc)
+        assert len(read_batches(redis_client, "proc1")) <= 3
+        state.request_stop("test done")
+        assert proc.wait(timeout=60) == 0
+        final = [h for h in state.heartbeats() if h.service == "sampler"]
+        assert final and final[0].state == "stopped"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        out = proc.stdout.read() if proc.stdout else ""
+    assert "Traceback" not in out, out[-3000:]
