@@ -22,3 +22,14 @@ register("worker", "services.control.worker:main",
 register("sampler", "services.sampler.main:main",
          "generate rollouts with the newest policy, score, filter and push them (DASH sampler)",
          _add_config_args)
+
+
+def _learner_args(p):
+    from services.learner.main import add_args  # light: the learner's torch imports are lazy
+
+    add_args(p)
+
+
+register("learner", "services.learner.main:main",
+         "train on rollouts from the stream, publish weight versions, checkpoint (DASH learner)",
+         _learner_args)
