@@ -27,7 +27,7 @@ def sampler_config(model_dir: Path, out_dir: Path, backend: str, run_id: str = "
     return load_config(None, [
         f"run_id={run_id}", f"output_dir={out_dir}", f"model.path={model_dir}", "model.dtype=float32",
         f"sampler.backend={backend}", f"sampler.sampling_batch_prompts={M}", f"sampler.group_size={G}",
-        f"sampler.max_new_tokens={NEW}", "sampler.max_prompt_tokens=96", "sampler.eval_every=1",
+        f"sampler.max_new_tokens={NEW}", "sampler.max_prompt_tokens=160", "sampler.eval_every=1",
         "learner.micro_batch_size=4", "task.source.kind=reasoning_gym", "task.source.name=chain_sum",
         "task.source.size=50", "task.eval_size=4", "task.system_prompt=''", "task.reward_workers=1",
         # A random model never solves chain_sum; partial credit keeps groups non-flat (see helper).

@@ -1,0 +1,54 @@
+"""Hot-swap against a real Redis and the fs weight store: newest version only, a corrupt version
+refused (counted, old policy kept), sync-mode waiting, a restarted sampler catching up."""
+
+import threading
+from pathlib import Path
+
+from services.sampler.backends import SamplingSettings
+from services.sampler.backends.hf_backend import HFBackend
+from services.sampler.weights_follower import WeightsFollower
+from shared.metrics import sampler_metrics
+from tests.helpers.tiny_model import build_tiny_model
+from tests.integration.sampler.harness import publish_perturbed, sampler_config
+
+GREEDY = SamplingSettings(n=1, temperature=0.0, max_new_tokens=8)
+
+
+def test_follower_swaps_to_newest_and_refuses_corrupt(redis_client, tmp_path):
+    model_dir = build_tiny_model(tmp_path / "model")
+    cfg = sampler_config(model_dir, tmp_path / "runs", "transformers", run_id="wf")
+    backend = HFBackend(model_dir, dtype="float32")
+    metrics, reg = sampler_metrics()
+    follower = WeightsFollower(redis_client, "wf", _store(cfg, redis_client), backend, tmp_path / "local", metrics)
+    v0 = backend.generate([[5, 6, 7]], GREEDY)[0][0].token_ids.tolist()
+
+    bad = publish_perturbed(redis_client, cfg, model_dir, version=1)
+    (bad / "model.safetensors").write_bytes(b"garbage")  # damaged after publishing
+    assert not follower.poll()
+    assert follower.version == 0 and reg.get_sample_value("dashrl_sampler_weights_rejected_total", {"reason": "checksum"}) == 1
+    assert backend.generate([[5, 6, 7]], GREEDY)[0][0].token_ids.tolist() == v0
+
+    publish_perturbed(redis_client, cfg, model_dir, version=2)
+    publish_perturbed(redis_client, cfg, model_dir, version=3)
+    assert follower.poll() and follower.version == 3  # skipped straight to the newest
+    assert reg.get_sample_value("dashrl_weight_sync_seconds_count") == 1
+    assert sorted(p.name for p in (tmp_path / "local").iterdir()) == ["v3"]  # only the served copy kept
+
+    # sync mode: wait_for_newer blocks until the next version is announced
+    done = threading.Event()
+    waiter = threading.Thread(target=lambda: done.set() if follower.wait_for_newer(3, lambda: False, 200) else None)
+    waiter.start()
+    assert not done.wait(0.5)
+    publish_perturbed(redis_client, cfg, model_dir, version=4)
+    waiter.join(30)
+    assert done.is_set() and follower.version == 4
+
+    # a restarted sampler starts from the newest announced version
+    fresh = WeightsFollower(redis_client, "wf", _store(cfg, redis_client), HFBackend(model_dir), tmp_path / "l2")
+    assert fresh.catch_up() and fresh.version == 4
+
+
+def _store(cfg, r):
+    from shared.weights import make_store
+
+    return make_store("fs", run_id=cfg.run_id, root=Path(cfg.output_dir) / cfg.run_id / "weights", r=r)
