@@ -92,6 +92,9 @@ class LearnerMetrics:
     step_seconds: Counter
     publish_seconds: Histogram
     stream: StreamMetrics
+    kept_fraction: Gauge
+    adv_abs_mean: Gauge
+    tokens_per_s: Gauge
 
 
 def learner_metrics(reg: CollectorRegistry | None = None) -> tuple[LearnerMetrics, CollectorRegistry]:
@@ -109,6 +112,9 @@ def learner_metrics(reg: CollectorRegistry | None = None) -> tuple[LearnerMetric
         step_seconds=Counter("dashrl_learner_step_seconds_total", "Step time by phase", ["phase"], registry=reg),
         publish_seconds=Histogram("dashrl_learner_publish_seconds", "Seconds to write and announce a weight version", buckets=SECONDS_BUCKETS, registry=reg),
         stream=stream_metrics(reg, "learner"),
+        kept_fraction=Gauge("dashrl_learner_kept_fraction", "Gradient-filtering kept fraction of the latest step's rollouts (sampler-reported)", registry=reg),
+        adv_abs_mean=Gauge("dashrl_learner_advantage_abs_mean", "Mean |advantage| of the latest step's samples", registry=reg),
+        tokens_per_s=Gauge("dashrl_learner_tokens_per_second", "Tokens through forward+backward per second of training time, latest step", registry=reg),
     ), reg
 
 

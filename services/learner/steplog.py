@@ -64,10 +64,10 @@ class StepLog:
             m.step_seconds.labels(phase=phase).inc(rec["seconds"].get(phase, 0.0))
         if rec["seconds"].get("publish"):
             m.publish_seconds.observe(rec["seconds"]["publish"])
-        for gauge, key in ((getattr(m, "kept_fraction", None), "kept_fraction"),
-                           (getattr(m, "adv_abs_mean", None), "adv_abs_mean")):
-            if gauge is not None and rec.get(key) is not None:
-                gauge.set(rec[key])
+        m.adv_abs_mean.set(rec["adv_abs_mean"])
+        m.tokens_per_s.set(rec["tokens_per_s"])
+        if rec.get("kept_fraction") is not None:
+            m.kept_fraction.set(rec["kept_fraction"])
 
 
 def read_steps(path: Path) -> list[dict[str, Any]]:

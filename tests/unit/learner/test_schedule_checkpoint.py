@@ -1,6 +1,5 @@
-"""LR schedule values, checkpoint round trip, metrics.jsonl truncation on resume."""
+"""LR schedule values and the checkpoint round trip."""
 
-import json
 import math
 import random
 
@@ -8,7 +7,6 @@ import pytest
 import torch
 
 from services.learner.checkpoint import LearnerState, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
-from services.learner.steplog import StepLog, read_steps
 from services.learner.trainer import lr_factor
 
 
@@ -60,14 +58,3 @@ def test_checkpoint_roundtrip_and_pruning(tmp_path):
     opt2 = torch.optim.AdamW(_Tiny().parameters(), lr=0.1)
     opt2.load_state_dict(opt_state)
     assert torch.equal(opt2.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
-
-
-def test_steplog_truncates_redone_steps(tmp_path):
-    log = StepLog(tmp_path / "metrics.jsonl")
-    for step in (1, 2, 3, 4):
-        log.write({"step": step, "batch_ids": [f"b{step}"]})
-    with open(tmp_path / "metrics.jsonl", "a") as f:
-        f.write('{"step": 5, "batch')  # a line cut by SIGKILL
-    assert log.truncate_after(2) == 3
-    assert [r["step"] for r in read_steps(tmp_path / "metrics.jsonl")] == [1, 2]
-    assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["batch_ids"] == ["b2"]
