@@ -43,6 +43,7 @@ class Gathered:
     batch_ids: list[str] = field(default_factory=list)
     staleness: list[int] = field(default_factory=list)
     kept: list[float] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
     wait_s: float = 0.0
 
 
@@ -72,6 +73,7 @@ class Learner:
         self._last_stats: dict[str, float] = {}
         self._skips: dict[str, list[str]] = {}  # reason -> batch ids skipped since the last step line
         self._committed_step = state.step
+        self._samples_total = 0
 
     # ---- the loop -------------------------------------------------------------------------
     def run(self) -> bool:
@@ -164,6 +166,8 @@ class Learner:
         g.staleness.append(max(0, lag))
         if "kept_fraction" in batch.stats:
             g.kept.append(batch.stats["kept_fraction"])
+        if "reward_mean" in batch.stats:
+            g.rewards.append(batch.stats["reward_mean"])
 
     def _count_skip(self, reason: str, batch: RolloutBatch, lag: int | None = None) -> None:
         log.info("skipping batch %s (%s%s)", batch.batch_id, reason, f", {lag} versions behind" if lag else "")
@@ -186,14 +190,18 @@ class Learner:
             "tokens_per_s": stats.tokens_processed / train_s if train_s > 0 else 0.0,
             "clip_fraction": stats.clip_fraction, "ratio_mean": stats.ratio_mean, "adv_abs_mean": stats.adv_abs_mean,
             "kept_fraction": float(np.mean(g.kept)) if g.kept else None, "staleness": g.staleness,
+            "reward_mean": float(np.mean(g.rewards)) if g.rewards else None,
             "updates": stats.updates, "batch_ids": g.batch_ids, "skipped": self._skips,
             "seconds": seconds,
         }
         self._skips = {}
         self.steplog.write(record)
+        self._samples_total += stats.samples
         self._last_stats = {k: float(record[k]) for k in ("loss", "grad_norm", "tokens_per_s", "adv_abs_mean")}
-        if record["kept_fraction"] is not None:
-            self._last_stats["kept_fraction"] = record["kept_fraction"]
+        self._last_stats.update(samples_total=self._samples_total, staleness_mean=float(np.mean(g.staleness)))
+        for key in ("kept_fraction", "reward_mean"):
+            if record[key] is not None:
+                self._last_stats[key] = record[key]
         threshold = max(1, self.cfg.streams.max_backlog // 2)
         if self.state.step % self.cfg.learner.checkpoint_every == 0 or self.ledger.in_flight() >= threshold:
             self._commit()
