@@ -71,7 +71,8 @@ class SamplerLoop:
         self.calls += 1
         version = self.follower.version  # stamped before the call: these tokens come from it
         start = time.monotonic()
-        outputs = self.backend.generate(prompts, SamplingSettings(**{**self.settings.__dict__, "seed": seed}))
+        settings = SamplingSettings(**{**self.settings.__dict__, "seed": seed})
+        outputs = self.backend.generate(prompts, settings) if prompts else []
         gen = Generated(prompts, kept_ids, outputs, version, time.monotonic() - start, first_group)
         self._record_generation(gen)
         return gen
@@ -132,6 +133,7 @@ class SamplerLoop:
         """The numbers a heartbeat carries."""
         out = {"policy_version": float(self.follower.version), "calls": float(self.calls)}
         out.update(self.gen_info)
+        out.update({k: float(v) for k, v in self.finisher.totals.items()})
         stats = self.finisher.latest_stats
         for key in ("reward_mean", "kept_fraction", "completion_len_mean", "truncated_fraction"):
             if key in stats:

@@ -41,6 +41,7 @@ class BatchFinisher:
         self.metrics, self.on_pushed = metrics, on_pushed
         self.latest_stats: dict[str, float] = {}
         self.kept_by_version: Counter = Counter()  # samples pushed per policy version
+        self.totals: Counter = Counter()  # samples (generated), samples_kept, batches (pushed)
         self._queue: queue.Queue[Pending | None] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
         self._error: BaseException | None = None
@@ -97,6 +98,7 @@ class BatchFinisher:
                                 sampler_id=self.sampler_id, extra_stats=extra)
         self.latest_stats = stats
         self._record(stats, scored.failures)
+        self.totals.update(samples=int(stats["num_samples"]), samples_kept=int(stats["num_kept"]))
         if len(batch) and self._push(batch):
             self.kept_by_version[batch.policy_version] += len(batch)
             if self.on_pushed:
@@ -112,6 +114,7 @@ class BatchFinisher:
                 if self._stop.is_set() or self.should_stop():
                     self._dropped(len(batch))
                     return False
+        self.totals["batches"] += 1
         if self.metrics:
             self.metrics.batches.inc()
         return True

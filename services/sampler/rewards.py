@@ -21,6 +21,7 @@ import math
 import multiprocessing
 import queue
 import signal
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -151,12 +152,22 @@ class ScoreResult:
 
 
 class RewardPool:
-    """Worker processes scoring completions; `submit()` returns at once, `ScoreJob.result()` waits."""
+    """Worker processes scoring completions; `submit()` returns at once, `ScoreJob.result()` waits.
+
+    Thread-safe (the finisher thread and the eval in the loop thread share it). A stuck worker is
+    judged pool-wide: calls outstanding and none finished for `stall_s` (every call ends within
+    `timeout_s` by SIGALRM), so a job queued behind another job's long batch is not misjudged.
+    """
 
     def __init__(self, spec: RewardSpec, timeout_s: float, workers: int = 2) -> None:
         self.spec, self.timeout_s, self.workers = spec, timeout_s, workers
+        self.stall_s = timeout_s + max(2.0, timeout_s)
         self._ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch/vLLM threads
+        self._lock = threading.Lock()
         self._pool = self._new_pool()
+        self.generation = 0  # bumped by each rebuild; calls of an older generation were killed
+        self.outstanding = 0
+        self.last_progress = time.monotonic()
 
     def _new_pool(self):
         return self._ctx.Pool(self.workers, initializer=_warm, initargs=(self.spec,))
@@ -168,11 +179,38 @@ class RewardPool:
     def score(self, items: list[tuple[str, str, dict]]) -> ScoreResult:
         return self.submit(items).result()
 
-    def rebuild(self) -> None:
-        log.error("reward pool: a worker stopped responding; killing and restarting the pool")
-        self._pool.terminate()
-        self._pool.join()
-        self._pool = self._new_pool()
+    def apply(self, args: tuple, deliver: Callable[[tuple[float, str]], None]) -> int:
+        """Queue one `score_one(*args)`; `deliver` gets its result. Returns the pool generation."""
+        with self._lock:
+            if self.outstanding == 0:
+                self.last_progress = time.monotonic()
+            self.outstanding += 1
+            gen = self.generation
+            self._pool.apply_async(score_one, args, callback=lambda res: self._finished(gen, deliver, res),
+                                   error_callback=lambda err: self._finished(gen, deliver, (0.0, f"error:{err!r}")))
+        return gen
+
+    def _finished(self, gen: int, deliver: Callable, res: tuple[float, str]) -> None:
+        with self._lock:
+            if gen == self.generation:
+                self.outstanding -= 1
+                self.last_progress = time.monotonic()
+        deliver(res)
+
+    def stalled(self) -> bool:
+        with self._lock:
+            return self.outstanding > 0 and time.monotonic() - self.last_progress > self.stall_s
+
+    def rebuild(self, seen_generation: int) -> None:
+        """Kill the workers and start fresh ones (once, however many jobs noticed the stall)."""
+        with self._lock:
+            if self.generation != seen_generation:
+                return
+            log.error("reward pool: no call finished for %.1fs; killing and restarting the workers", self.stall_s)
+            old, self._pool = self._pool, self._new_pool()
+            self.generation, self.outstanding, self.last_progress = self.generation + 1, 0, time.monotonic()
+        old.terminate()  # outside the lock: terminate joins the thread that runs our callbacks
+        old.join()
 
     def close(self) -> None:
         self._pool.terminate()
@@ -183,26 +221,24 @@ class ScoreJob:
     def __init__(self, pool: RewardPool, items: list[tuple[str, str, dict]]) -> None:
         self.pool, self.n, self.start = pool, len(items), time.monotonic()
         self.done: queue.Queue = queue.Queue()
+        self.generation = -1
         for i, (completion, answer, entry) in enumerate(items):
-            pool._pool.apply_async(
-                score_one, (pool.spec, completion, answer, entry, pool.timeout_s),
-                callback=lambda res, i=i: self.done.put((i, res)),
-                error_callback=lambda err, i=i: self.done.put((i, (0.0, f"error:{err!r}"))),
-            )
+            self.generation = pool.apply((pool.spec, completion, answer, entry, pool.timeout_s),
+                                         lambda res, i=i: self.done.put((i, res)))
 
     def result(self) -> ScoreResult:
         scores = np.zeros(self.n, dtype=np.float32)
         failures: Counter = Counter()
         first_error, got = "", set()
-        # Every call ends within timeout_s by SIGALRM; no progress for longer means a stuck worker.
-        stall_s = self.pool.timeout_s + max(2.0, self.pool.timeout_s)
         while len(got) < self.n:
             try:
-                i, (value, outcome) = self.done.get(timeout=stall_s)
+                i, (value, outcome) = self.done.get(timeout=0.5)
             except queue.Empty:
-                failures["hung"] += self.n - len(got)
-                self.pool.rebuild()
-                break
+                if self.pool.generation != self.generation or self.pool.stalled():
+                    self.pool.rebuild(self.generation)  # no-op if another job already did
+                    failures["hung"] += self.n - len(got)
+                    break
+                continue
             got.add(i)
             scores[i] = value
             if outcome != "ok":

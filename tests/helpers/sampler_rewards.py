@@ -41,3 +41,9 @@ def hangs_unreachably(completion: str, answer: str) -> float:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
         time.sleep(60)
     return 1.0
+
+
+def sleepy(completion: str, answer: str) -> float:
+    """A slow but well-behaved verifier (0.4 s a call, inside any timeout >= 0.5 s)."""
+    time.sleep(0.4)
+    return 1.0

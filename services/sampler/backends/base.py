@@ -35,7 +35,8 @@ class SamplingSettings:
     top_p: float = 1.0
     max_new_tokens: int = 64
     seed: int = 0
-    """Seeds this call (backends derive per-call randomness from it)."""
+    """Seeds this call (transformers). vLLM ignores it: its engine seed already makes a run's
+    sequence of calls reproducible."""
 
     @property
     def greedy(self) -> bool:

@@ -111,5 +111,6 @@ def run_sampler_checks(r, cfg, model_dir: Path, tmp: Path, backend=None, tol: fl
         assert [e["version"] for e in evals] == [0, 1] and all(e["num_problems"] == 4 for e in evals)
         info = loop.info()
         assert info["policy_version"] == 1 and 0 < info["kept_fraction"] <= 1 and info["tokens_per_s"] > 0
+        assert info["samples"] == 3 * M * G and info["batches"] == 3 and 0 < info["samples_kept"] <= info["samples"]
     finally:
         loop.close()

@@ -77,3 +77,16 @@ def test_worker_beyond_signals_is_killed_and_pool_rebuilt():
         assert pool.score([("ok", "", {})]).scores.tolist() == [1.0]
     finally:
         pool.close()
+
+
+def test_job_queued_behind_a_long_job_is_not_judged_stuck():
+    # One worker, 9 x 0.4 s calls ahead: the second job waits ~3.6 s, longer than stall_s (3 s),
+    # but the pool keeps finishing calls, so nothing is "hung" and no worker is killed.
+    pool = RewardPool(fn_spec("sleepy"), timeout_s=1.0, workers=1)
+    try:
+        first = pool.submit([(str(i), "", {}) for i in range(9)])
+        second = pool.submit([("last", "", {})])
+        assert second.result().failures == {} and first.result().failures == {}
+        assert pool.generation == 0
+    finally:
+        pool.close()
