@@ -27,11 +27,14 @@ def connect(url: str, *, socket_timeout: float = 10.0) -> redis.Redis:
 
     redis-py's own retry is kept short (2 quick tries, which heal a stale pooled connection);
     longer outages are `with_retry`'s job, where they are logged and counted.
+    `socket_read_size` is 1 MiB: with redis-py's default 32 KiB its pure-Python parser took
+    6-8 ms to read one 1.2 MB rollout batch, with 1 MiB 0.4 ms (small replies: unchanged, ~0.05 ms).
     """
     return redis.Redis.from_url(
         url,
         decode_responses=False,
         socket_timeout=socket_timeout,
+        socket_read_size=1 << 20,
         socket_connect_timeout=min(socket_timeout, 5.0),
         health_check_interval=30,
         retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), 2),

@@ -5,9 +5,11 @@ Owns how messages move through Redis, not what they mean (that is `shared.protoc
 Invariants (the "nothing lost" rules):
 - One consumer group per work stream. `StreamReader.ack` acks AND deletes the entry (one Lua
   script), so the stream holds exactly the entries not yet committed: XLEN == produced - committed.
-- `StreamWriter.write` checks the backlog and XADDs in one Lua script, so the backlog never
-  exceeds `max_backlog`, whatever the number of writers. XADD still carries an exact
-  `MAXLEN = max_backlog + slack` as a safety net that can only fire if the counters were
+- `StreamWriter.write` checks the backlog and XADDs in one optimistic transaction (WATCH the
+  counters, MULTI/EXEC; retried when an ack or another writer got in between), so the backlog
+  never exceeds `max_backlog`, whatever the number of writers. (Not Lua: passing a 1.2 MB
+  payload into a script cost 2-6 ms against 0.5 ms for a plain XADD.) XADD still carries an
+  exact `MAXLEN = max_backlog + slack` as a safety net that can only fire if the counters were
   tampered with; a trim is reported, logged and counted.
 - Delivery is at-least-once: an entry delivered to a consumer that died is reclaimed by another
   after `claim_idle_ms`; a write retried after a lost reply may be stored twice. Consumers make
@@ -43,19 +45,6 @@ class BackpressureTimeout(TimeoutError):
     """A writer waited longer than its timeout for readers to commit the backlog."""
 
 
-# KEYS: stream, backlog hash. ARGV: payload, max_backlog, maxlen.
-# Returns {0, backlog} when full, else {1, id, trimmed}.
-_WRITE = """
-local h = redis.call('HMGET', KEYS[2], 'produced', 'committed')
-local backlog = (tonumber(h[1]) or 0) - (tonumber(h[2]) or 0)
-if backlog >= tonumber(ARGV[2]) then return {0, backlog} end
-local before = redis.call('XLEN', KEYS[1])
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[3], '*', 'm', ARGV[1])
-redis.call('HINCRBY', KEYS[2], 'produced', 1)
-local after = redis.call('XLEN', KEYS[1])
-return {1, id, before + 1 - after}
-"""
-
 # KEYS: stream, backlog hash. ARGV: group, ids... Acks, deletes what was acked, counts it.
 # Returns {acked, backlog}.
 _ACK = """
@@ -87,7 +76,6 @@ class StreamWriter:
         self.r, self.stream, self.backlog_key = r, stream, backlog_key
         self.max_backlog, self.metrics, self.poll_s = max_backlog, metrics, poll_s
         self.maxlen = max_backlog + backlog_slack(max_backlog)
-        self._script = r.register_script(_WRITE)
 
     def write(self, payload: bytes, *, timeout: float | None = None) -> str:
         """XADD `payload` once the backlog has room; returns the entry id."""
@@ -96,24 +84,42 @@ class StreamWriter:
         waited_s = 0.0
         try:
             while True:
-                res = with_retry(
-                    lambda: self._script(keys=[self.stream, self.backlog_key],
-                                         args=[payload, self.max_backlog, self.maxlen]),
-                    what=f"write {self.stream}", metrics=self.metrics)
-                if res[0] == 1:
-                    self._report_trim(int(res[2]))
-                    return res[1].decode()
+                entry_id, backlog = with_retry(lambda: self._try_write(payload), what=f"write {self.stream}",
+                                               metrics=self.metrics)
+                if entry_id is not None:
+                    return entry_id
                 if self.metrics is not None:
-                    self.metrics.pending.set(int(res[1]))
+                    self.metrics.pending.set(backlog)
                 waited_s = time.monotonic() - start
                 if timeout is not None and waited_s + delay > timeout:
                     raise BackpressureTimeout(
-                        f"{self.stream}: backlog {int(res[1])} >= {self.max_backlog} for {waited_s:.1f}s")
+                        f"{self.stream}: backlog {backlog} >= {self.max_backlog} for {waited_s:.1f}s")
                 time.sleep(delay)  # back-pressure: readers have not committed enough yet
                 delay = min(delay * 2, self.poll_s)
         finally:
             if self.metrics is not None and waited_s:
                 self.metrics.backpressure_wait.inc(waited_s)
+
+    def _try_write(self, payload: bytes) -> tuple[str | None, int]:
+        """(entry id, backlog before) if there was room, else (None, backlog)."""
+        with self.r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(self.backlog_key)
+                    backlog = read_backlog(pipe, self.backlog_key)
+                    if backlog >= self.max_backlog:
+                        pipe.unwatch()
+                        return None, backlog
+                    pipe.multi()
+                    pipe.xlen(self.stream)
+                    pipe.xadd(self.stream, {PAYLOAD_FIELD: payload}, maxlen=self.maxlen, approximate=False)
+                    pipe.hincrby(self.backlog_key, "produced", 1)
+                    pipe.xlen(self.stream)
+                    before, entry_id, _produced, after = pipe.execute()
+                except redis.WatchError:
+                    continue  # the counters changed since we read them: look again
+                self._report_trim(before + 1 - after)
+                return entry_id.decode(), backlog
 
     def _report_trim(self, trimmed: int) -> None:
         if trimmed > 0:
@@ -157,6 +163,9 @@ class StreamReader:
         self.metrics = metrics
         self._ack_script = r.register_script(_ACK)
         self._claim_cursor = b"0-0"
+        # A busy reader starts a reclaim scan at most every claim_idle_ms / 4 (an entry must idle
+        # claim_idle_ms anyway) instead of paying an XAUTOCLAIM round trip on every read.
+        self._next_claim_scan = 0.0
         self._history_cursor: bytes | None = b"0"  # this consumer's own pending, after a restart
         self._retry(self._ensure_group, "create group")
 
@@ -204,6 +213,8 @@ class StreamReader:
             log.error("%s: consumer group %s vanished (Redis lost its data?); recreating", self.stream, self.group)
             self._ensure_group()
             return []
+        if not resp:
+            self._next_claim_scan = 0.0  # idle: look for dead consumers' entries on the next read
         return [(eid, fields, 1) for eid, fields in (resp[0][1] if resp else [])]
 
     def _own_history(self, count: int) -> list[RawEntry]:
@@ -219,9 +230,13 @@ class StreamReader:
         return self._with_delivery_counts(entries)
 
     def _reclaim(self, count: int) -> list[RawEntry]:
+        if self._claim_cursor == b"0-0" and time.monotonic() < self._next_claim_scan:
+            return []
         resp = self.r.xautoclaim(self.stream, self.group, self.consumer, self.claim_idle_ms,
                                  start_id=self._claim_cursor, count=count)
         self._claim_cursor = resp[0]
+        if self._claim_cursor == b"0-0":  # scan complete
+            self._next_claim_scan = time.monotonic() + self.claim_idle_ms / 4000
         entries = [(eid, f) for eid, f in resp[1] if eid is not None]
         deleted = resp[2] if len(resp) > 2 else []
         if deleted:

@@ -236,3 +236,16 @@ def test_group_creation_is_idempotent(rig):
     rig.reader("b")
     groups = rig.r.xinfo_groups(rig.keys.rollouts)
     assert [g["name"] for g in groups] == [rig.keys.rollouts_group.encode()]
+
+
+def test_maxlen_safety_net_reports_a_trim(rig, caplog):
+    """If the counters are tampered with, the exact MAXLEN still bounds the stream, and the
+    entry it drops is logged and counted (it cannot happen while the counters are intact)."""
+    w = rig.writer(max_backlog=2)
+    assert w.maxlen == 2 + 8
+    for i in range(w.maxlen + 1):
+        rig.r.delete(rig.keys.backlog)  # "reset" the counters behind the writer's back
+        w.write(stop(i))
+    assert rig.r.xlen(rig.keys.rollouts) == w.maxlen
+    assert rig.metric("dead_lettered_total", reason="trimmed") == 1
+    assert "trimmed 1 unread entries" in caplog.text
