@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.dashrl-installed
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv demo test test-fast bench bench-transport clean
 
 venv: $(STAMP)
 
@@ -29,7 +29,11 @@ test: venv
 test-fast: venv
 	$(PY) -m pytest -q -m 'not slow'
 
-bench: venv
+# Each benchmark writes its own section of docs/benchmarks.md (machine, date, command, load).
+bench: bench-transport
+
+# Protocol codec, stream round trips and redis-benchmark on a private redis-server (~1 min).
+bench-transport: venv
 	$(PY) benchmarks/transport.py
 
 clean:
