@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,8 @@ class Learner:
         self.signalled = False
         self.stop_requested = False
         self._last_beat = 0.0
+        self._status = "starting"
+        self._beating = threading.Event()
         self._last_stats: dict[str, float] = {}
         self._skips: dict[str, list[str]] = {}  # reason -> batch ids skipped since the last step line
         self._committed_step = state.step
@@ -79,20 +82,26 @@ class Learner:
     def run(self) -> bool:
         """Train until max_steps or a stop; returns True when the run is finished (not merely
         interrupted by a signal, after which a restarted learner resumes)."""
-        while self.state.step < self.cfg.learner.max_steps:
-            gathered = self._gather() if self.ctx.is_main else None
-            samples = self._share(gathered)
-            if samples is None:
-                break
-            step = self.state.step + 1
-            stats = self.trainer.train_step(samples, step)
-            self.state.step = self.state.policy_version = step
+        if self.ctx.is_main:  # beats from a thread too, so a long step never looks like a dead learner
+            threading.Thread(target=self._beat_loop, name="learner-heartbeat", daemon=True).start()
+        try:
+            while self.state.step < self.cfg.learner.max_steps:
+                gathered = self._gather() if self.ctx.is_main else None
+                samples = self._share(gathered)
+                if samples is None:
+                    break
+                step = self.state.step + 1
+                self._status = "training"
+                stats = self.trainer.train_step(samples, step)
+                self.state.step = self.state.policy_version = step
+                if self.ctx.is_main:
+                    self._after_step(gathered, stats)
+            finished = self.state.step >= self.cfg.learner.max_steps or self.stop_requested
             if self.ctx.is_main:
-                self._after_step(gathered, stats)
-        finished = self.state.step >= self.cfg.learner.max_steps or self.stop_requested
-        if self.ctx.is_main:
-            self._finish(finished)
-        return finished
+                self._finish(finished)
+            return finished
+        finally:
+            self._beating.set()
 
     def _share(self, gathered: Gathered | None) -> list[TrainSample] | None:
         """Rank 0's samples on every rank (None: stop)."""
@@ -205,7 +214,7 @@ class Learner:
         threshold = max(1, self.cfg.streams.max_backlog // 2)
         if self.state.step % self.cfg.learner.checkpoint_every == 0 or self.ledger.in_flight() >= threshold:
             self._commit()
-        self._heartbeat("training", force=True)
+        self._heartbeat("waiting", force=True)
 
     def _publish(self) -> float:
         t0 = time.perf_counter()
@@ -246,9 +255,17 @@ class Learner:
         log.info("learner %s at step %d", "finished" if finished else "stopped", self.state.step)
 
     def _heartbeat(self, status: str, force: bool = False) -> None:
+        self._status = status
         now = time.monotonic()
         if not force and now - self._last_beat < HEARTBEAT_S:
             return
         self._last_beat = now
         info = {"policy_version": self.state.policy_version, "step": self.state.step, **self._last_stats}
         self.parts.runstate.heartbeat("learner", self.instance_id, status, info)
+
+    def _beat_loop(self) -> None:
+        while not self._beating.wait(HEARTBEAT_S):
+            try:
+                self._heartbeat(self._status)
+            except Exception as err:  # Redis away: the main loop's own calls retry and count it
+                log.warning("heartbeat failed: %s", err)

@@ -1,0 +1,69 @@
+"""The train step on a real tiny model: packing does not change the update; PPO update counts."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from services.learner.batching import TrainSample
+from services.learner.model import placement
+from services.learner.trainer import Trainer
+from shared.config import RunConfig
+from tests.helpers.tiny_model import build_tiny_model
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("m") / "tiny")
+
+
+def _samples(n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        p, c = int(rng.integers(2, 6)), int(rng.integers(1, 7))
+        out.append(TrainSample(f"b{i}", rng.integers(4, 100, p).astype(np.int32), rng.integers(4, 100, c).astype(np.int32),
+                               (-rng.random(c) * 3).astype(np.float32), float(rng.normal())))
+    return out
+
+
+def _trainer(model_dir, algo=None, **learner):
+    cfg = RunConfig.model_validate({"model": {"path": str(model_dir)}, "learner": {"lr": 1e-2, **learner},
+                                    "algo": algo or {}})
+    model = AutoModelForCausalLM.from_pretrained(model_dir).train()
+    return Trainer(model, cfg, placement(cfg.model, cfg.learner))
+
+
+def test_micro_batch_packing_does_not_change_the_update(model_dir):
+    start = AutoModelForCausalLM.from_pretrained(model_dir).state_dict()
+    one = _trainer(model_dir, train_batch_size=6, micro_batch_size=6, micro_batch_tokens=10_000)
+    many = _trainer(model_dir, train_batch_size=6, micro_batch_size=2, micro_batch_tokens=16)
+    s1, s2 = one.train_step(_samples(), step=1), many.train_step(_samples(), step=1)
+    assert s1.samples == s2.samples == 6 and s1.tokens == s2.tokens == s1.tokens_processed
+    assert s1.loss == pytest.approx(s2.loss, abs=1e-6) and s1.grad_norm == pytest.approx(s2.grad_norm, rel=1e-5)
+    a, b = one.model.state_dict(), many.model.state_dict()
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
+    assert max((a[k] - start[k]).abs().max().item() for k in a) > 1e-3  # it did move
+    assert s1.ratio_mean != 1.0  # the samples' log-probs are not the model's: real ratios
+
+
+@pytest.mark.parametrize("ppo, updates", [("none", 1), ("multi", 3), ("mini", 3)])
+def test_ppo_modes_run_k_updates(model_dir, ppo, updates):
+    tr = _trainer(model_dir, train_batch_size=6, micro_batch_size=2, warmup_steps=1, max_steps=4,
+                  algo={"ppo": ppo, "ppo_epochs": 3} if ppo != "none" else {})
+    stats = tr.train_step(_samples(), step=1)
+    assert stats.updates == tr.updates == updates
+    # warm-up over 1 step = `updates` optimizer updates; the last one ran at lr x updates / (updates + 1)
+    assert stats.lr == pytest.approx(1e-2 * updates / (updates + 1))
+    assert stats.tokens_processed == (stats.tokens if ppo != "multi" else 3 * stats.tokens)
+
+
+def test_kl_term_loads_and_uses_reference(model_dir):
+    from services.learner.model import load_reference
+
+    tr = _trainer(model_dir, train_batch_size=6, micro_batch_size=6, algo={"kl_beta": 0.5})
+    tr.ref = load_reference(str(model_dir), tr.cfg.model, tr.place)
+    first = tr.train_step(_samples(), step=1)
+    second = tr.train_step(_samples(), step=2)
+    assert first.kl == pytest.approx(0.0, abs=1e-7)  # policy == reference before any update
+    assert second.kl > 1e-6
