@@ -23,7 +23,7 @@ demo: venv
 	$(VENV)/bin/dashrl run configs/demo-cpu.yaml
 
 test: venv
-	bash scripts/ensure-redis.sh
+	bash scripts/ensure-system-deps.sh
 	$(PY) -m pytest -q
 
 test-fast: venv

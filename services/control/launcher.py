@@ -190,6 +190,8 @@ class LocalLauncher(Launcher):
                 run.terminated.add(inst)
                 terminate(proc)
             alive = []
+        if not alive:  # the launcher saw every process exit: no need to wait for goodbyes
+            self.store.set_fields(run.run_id, services_exited=1)
         self.store.refresh(run.run_id)
         if not alive:
             run.done.set()

@@ -84,10 +84,11 @@ class LocalRun:
         return self.store.view(self.run_id)
 
     def _finish(self, view: RunView) -> int:
-        self.progress.update(view)
+        self.progress.update(view, force=True)
         self.progress.close()
-        report = write_report(self.folder, view.started_at or view.created_at)
-        summary = summarize_run(self.folder, view.started_at or view.created_at, view.ended_at or time.time())
+        rewards = [(p["t"], p["reward_mean"]) for p in self.store.series(self.run_id) if "reward_mean" in p]
+        report = write_report(self.folder, view.created_at, reward_fallback=rewards)
+        summary = summarize_run(self.folder, view.created_at, view.ended_at or time.time())
         out = [f"run {self.run_id}: {view.state}"] + ["  " + line for line in summary.lines()]
         out.append(f"  folder: {self.folder}" + (f" (report: {report.name})" if report else ""))
         if view.state not in TERMINAL:

@@ -31,7 +31,7 @@ class Progress:
         self.start = time.monotonic()
         self._last_print, self._last_key, self._width = 0.0, None, 0
 
-    def update(self, view: RunView) -> None:
+    def update(self, view: RunView, force: bool = False) -> None:
         line = format_line(view, time.monotonic() - self.start)
         if self.tty:
             pad = max(0, self._width - len(line))
@@ -41,7 +41,8 @@ class Progress:
             return
         # Without a terminal: a line when the step or state changes, at most every `every_s`.
         key, now = (view.learner_step, view.state), time.monotonic()
-        if key != self._last_key and now - self._last_print >= min(self.every_s, 5.0) or now - self._last_print >= self.every_s:
+        due = now - self._last_print >= self.every_s
+        if force or due or (key != self._last_key and now - self._last_print >= min(self.every_s, 5.0)):
             self.out.write(line + "\n")
             self.out.flush()
             self._last_print, self._last_key = now, key

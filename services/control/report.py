@@ -65,26 +65,39 @@ def summarize_run(folder: Path, started_at: float | None, ended_at: float | None
                       final_accuracy=evals[-1][1] if len(evals) > 1 else None, wall_time_s=wall)
 
 
-def write_report(folder: Path, started_at: float | None = None) -> Path | None:
-    """Plot reward and eval accuracy against wall time into `folder/report.png`."""
+def write_report(folder: Path, started_at: float | None = None,
+                 reward_fallback: list[tuple[float, float]] | None = None) -> Path | None:
+    """Plot reward and eval accuracy against wall time into `folder/report.png`.
+
+    Reward comes from metrics.jsonl when the learner records it there, else from
+    `reward_fallback` (the control plane's samples of the samplers' heartbeats)."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display; never pick an interactive backend
     import matplotlib.pyplot as plt
 
-    reward = column(read_jsonl(folder / "metrics.jsonl"), REWARD_KEYS)
-    accuracy = column(read_jsonl(folder / "eval.jsonl"), ACCURACY_KEYS)
-    if not reward and not accuracy:
+    reward = column(read_jsonl(folder / "metrics.jsonl"), REWARD_KEYS) or list(reward_fallback or [])
+    evals = read_jsonl(folder / "eval.jsonl")
+    greedy, sampled = column(evals, ACCURACY_KEYS), column(evals, ("sampled_accuracy",))
+    if not reward and not greedy:
         log.warning("no metrics in %s: no report.png", folder)
         return None
-    t0 = started_at or min(t for t, _ in reward + accuracy)
+    t0 = started_at or min(t for t, _ in reward + greedy)
+    span = max(t for t, _ in reward + greedy) - t0
+    unit, scale = ("min", 60.0) if span > 180 else ("s", 1.0)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
-    for ax, series, title in ((axes[0], reward, "reward (mean of batch)"), (axes[1], accuracy, "eval accuracy (greedy)")):
-        if series:
-            ax.plot([(t - t0) / 60 for t, _ in series], [v for _, v in series], marker="o", markersize=3)
+    panels = ((axes[0], [("batch mean", reward)], "reward"),
+              (axes[1], [("greedy", greedy), ("sampled", sampled)], "eval accuracy (held-out)"))
+    for ax, lines, title in panels:
+        for label, series in lines:
+            if series:
+                ax.plot([(t - t0) / scale for t, _ in series], [v for _, v in series], marker="o", markersize=3,
+                        label=label)
         ax.set_title(title)
-        ax.set_xlabel("wall time (min)")
+        ax.set_xlabel(f"wall time since start ({unit})")
         ax.grid(alpha=0.3)
+        if any(series for _, series in lines):
+            ax.legend(loc="best", fontsize=8)
     axes[1].set_ylim(-0.02, 1.02)
     fig.suptitle(folder.name)
     out = folder / "report.png"

@@ -18,11 +18,22 @@ import redis
 from services.control.status import SERIES_FIELDS, TERMINAL, RunView, derive_state, series_point, summarize
 from shared.config import RunConfig
 from shared.keys import RUNS_INDEX, RunKeys
+from shared.protocol import Heartbeat, ProtocolError, decode
 from shared.runstate import RunState
 from shared.streams import read_backlog
 
 SERIES_MAXLEN = 5000
 """Dashboard samples kept per run (one every couple of seconds: a few hours)."""
+
+
+def _decode_heartbeats(raw: list[bytes]) -> list[Heartbeat]:
+    out = []
+    for value in raw:
+        try:
+            out.append(decode(value, expect=Heartbeat))
+        except ProtocolError:
+            continue  # RunState.heartbeats() skips these too
+    return out
 
 
 class RunExists(ValueError):
@@ -103,7 +114,7 @@ class RunsStore:
                 pipe.watch(keys.state, keys.heartbeats)
                 fields = {k.decode(): v.decode() for k, v in pipe.hgetall(keys.state).items()}
                 current = fields.get("state", "pending")
-                new = derive_state(current, fields, pipe.hlen(keys.heartbeats))
+                new = derive_state(current, fields, _decode_heartbeats(pipe.hvals(keys.heartbeats)), time.time())
                 if new == current:
                     pipe.unwatch()
                     return current

@@ -4,8 +4,9 @@ Owns the state machine and the API view of a run. Nothing here touches Redis: `r
 reads the run's state hash and heartbeats and hands them to `derive_state` and `summarize`.
 
 State machine (monotonic; stopped, finished and failed are terminal):
-    pending --first heartbeat--> running --stop requested--> stopping --learner done--> stopped
-    running --learner done without a stop--> finished
+    pending --first heartbeat--> running --stop requested--> stopping --learner done and every
+        service's last heartbeat says it left--> stopped
+    running --learner done (max_steps) --> stopping (samplers winding down) --all gone--> finished
     any non-terminal --a service exited non-zero (or quit early)--> failed
     pending --stop requested before any service started--> stopped
 """
@@ -24,20 +25,34 @@ TERMINAL = ("stopped", "finished", "failed")
 STALE_HEARTBEAT_S = 30.0
 
 
-def derive_state(current: str, fields: dict[str, str], n_heartbeats: int) -> str:
-    """The state a run is in now, from its previous state and its state-hash flags."""
+FINAL_SERVICE_STATES = ("finished", "stopped", "failed", "exited")
+"""Heartbeat states a service sends last, on its way out."""
+
+
+def services_done(heartbeats: list[Heartbeat], now: float) -> bool:
+    """Every service that ever beat has said goodbye (or has been silent too long to be alive)."""
+    return all(hb.state in FINAL_SERVICE_STATES or now - hb.sent_at > STALE_HEARTBEAT_S for hb in heartbeats)
+
+
+def derive_state(current: str, fields: dict[str, str], heartbeats: list[Heartbeat], now: float) -> str:
+    """The state a run is in now, from its previous state, its state-hash flags and heartbeats.
+
+    stopped/finished need the learner done AND every service gone, so a stopped run has no
+    sampler still winding down."""
     if current in TERMINAL:
         return current
     if fields.get("failed_service"):
         return "failed"
     stop = fields.get("stop_requested") == "1"
     if fields.get("learner_done") == "1":
-        return "stopped" if stop else "finished"
+        if fields.get("services_exited") == "1" or services_done(heartbeats, now):
+            return "stopped" if stop else "finished"
+        return "stopping"
     if stop:
         # Nothing ever ran: there is nothing to wait for.
-        started = n_heartbeats > 0 or current in ("running", "stopping")
+        started = bool(heartbeats) or current in ("running", "stopping")
         return "stopping" if started else "stopped"
-    if n_heartbeats > 0 or current == "running":
+    if heartbeats or current == "running":
         return "running"
     return "pending"
 
@@ -83,7 +98,8 @@ class RunView(BaseModel):
     eval_accuracy: float | None = None
     kept_fraction: float | None = None
     staleness: float | None = None
-    """Mean staleness (learner version minus rollout version) the learner last reported."""
+    """Versions between the learner and the rollouts: what the learner reports, else the lag of
+    the oldest sampler's policy version behind the learner's."""
     queue_depth: int | None = None
     """Rollout entries produced but not yet committed by the learner."""
     stop_reason: str | None = None
@@ -155,7 +171,7 @@ def summarize(run_id: str, state: str, fields: dict[str, str], heartbeats: list[
         reward_mean=_agg(_values(sampler, "reward_mean") or _values(learner, "reward_mean"), "mean"),
         eval_accuracy=_agg(_values(sampler, "eval_accuracy") or _values(learner, "eval_accuracy"), "max"),
         kept_fraction=_agg(_values(sampler, "kept_fraction") or _values(learner, "kept_fraction"), "mean"),
-        staleness=_agg(_values(learner, "staleness", "staleness_mean"), "mean"),
+        staleness=_staleness(learner, sampler),
         queue_depth=queue_depth,
         stop_reason=fields.get("stop_reason") or None,
         failure=failure,
@@ -163,6 +179,18 @@ def summarize(run_id: str, state: str, fields: dict[str, str], heartbeats: list[
         metrics_ports={k: int(v) for k, v in json.loads(fields.get("metrics_ports") or "{}").items()},
         run_dir=fields.get("run_dir"),
     )
+
+
+def _staleness(learner: list[dict[str, float]], sampler: list[dict[str, float]]) -> float | None:
+    """What the learner reports; else how many versions the oldest sampler lags the learner."""
+    reported = _agg(_values(learner, "staleness", "staleness_mean"), "mean")
+    if reported is not None:
+        return reported
+    newest = _agg(_values(learner, "policy_version"), "max")
+    oldest = min(_values(sampler, "policy_version"), default=None)
+    if newest is None or oldest is None:
+        return None
+    return max(0.0, newest - oldest)
 
 
 def _service_view(hb: Heartbeat, now: float) -> ServiceView:

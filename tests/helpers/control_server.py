@@ -89,3 +89,22 @@ def wait_for(fn, what: str, timeout_s: float = 60.0, every_s: float = 0.2):
             return last
         time.sleep(every_s)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
+
+
+def tiny_run_config(out: Path, model: Path, max_steps: int = 500, **sections: dict) -> dict:
+    """A run of the real services on a tiny model that trains a step in well under a second."""
+    cfg = {
+        "output_dir": str(out), "model": {"path": str(model), "dtype": "float32"},
+        "task": {"source": {"kind": "reasoning_gym", "name": "chain_sum", "size": 50}, "eval_size": 4,
+                 "system_prompt": "", "reward_workers": 1,
+                 # A random tiny model never solves chain_sum; partial credit for digits gives it a signal.
+                 "reward": "tests.helpers.sampler_rewards:digit_fraction", "reward_allowlist": ["tests.helpers."]},
+        "sampler": {"backend": "transformers", "sampling_batch_prompts": 4, "group_size": 4, "max_new_tokens": 8,
+                    "max_prompt_tokens": 96, "eval_every": 2},
+        "learner": {"train_batch_size": 8, "micro_batch_size": 4, "micro_batch_tokens": 512, "lr": 1e-3,
+                    "max_steps": max_steps, "checkpoint_every": 5, "max_staleness": 4},
+        "streams": {"block_ms": 100},
+    }
+    for name, values in sections.items():
+        cfg[name] = {**cfg.get(name, {}), **values}
+    return cfg

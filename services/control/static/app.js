@@ -87,7 +87,8 @@
     for (const canvas of document.querySelectorAll("canvas[data-key]")) {
       const key = canvas.dataset.key;
       const pts = state.points.filter((p) => typeof p[key] === "number").map((p) => [p.t, p[key]]);
-      const opts = {};
+      // one time axis for every chart: from the first to the last sample of the run
+      const opts = state.points.length ? { t0: state.points[0].t, t1: state.points[state.points.length - 1].t } : {};
       if (canvas.dataset.min !== undefined) opts.min = Number(canvas.dataset.min);
       if (canvas.dataset.max !== undefined) opts.max = Number(canvas.dataset.max);
       window.drawChart(canvas, pts, opts);

@@ -1,27 +1,25 @@
 // A small line chart on a <canvas>: no library, no network. drawChart(canvas, points, opts)
-// with points = [[t_seconds, value], ...] (t ascending). The x axis shows minutes since the
-// first point; the y axis is padded around the data unless opts.min/opts.max pin it.
+// with points = [[t_seconds, value], ...] (t ascending). The x axis runs from opts.t0 to opts.t1
+// (default: the first and last point), labelled as time since t0; the y axis is padded around the
+// data unless opts.min/opts.max pin it.
 "use strict";
 
 (function () {
   const PAD = { left: 44, right: 8, top: 8, bottom: 20 };
 
+  // Round tick values (1, 2, 2.5 or 5 times a power of ten) and their labels, formatted with as
+  // many decimals as the step has.
   function niceTicks(lo, hi, count) {
     const span = hi - lo || 1;
-    const raw = span / count;
-    const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    const mag = Math.pow(10, Math.floor(Math.log10(span / count)));
     const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => span / s <= count) || 10 * mag;
+    const decimals = (String(+step.toPrecision(6)).split(".")[1] || "").length;
     const ticks = [];
-    for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) ticks.push(v);
+    for (let i = Math.ceil(lo / step); i * step <= hi + step * 1e-9; i++) {
+      const v = i * step;
+      ticks.push([v, Math.abs(v) >= 10000 ? (v / 1000).toFixed(0) + "k" : v.toFixed(decimals)]);
+    }
     return ticks;
-  }
-
-  function fmt(v) {
-    const a = Math.abs(v);
-    if (a >= 10000) return (v / 1000).toFixed(0) + "k";
-    if (a >= 100) return v.toFixed(0);
-    if (a >= 1) return v.toFixed(1);
-    return v.toFixed(2);
   }
 
   function yRange(values, opts) {
@@ -57,14 +55,19 @@
     const sy = (y) => h - PAD.bottom - ((y - yr[0]) / (yr[1] - yr[0])) * (h - PAD.top - PAD.bottom);
     ctx.textAlign = "right";
     ctx.textBaseline = "middle";
-    for (const v of niceTicks(yr[0], yr[1], 4)) {
+    for (const [v, label] of niceTicks(yr[0], yr[1], 4)) {
       ctx.beginPath(); ctx.moveTo(PAD.left, sy(v)); ctx.lineTo(w - PAD.right, sy(v)); ctx.stroke();
-      ctx.fillText(fmt(v), PAD.left - 4, sy(v));
+      ctx.fillText(label, PAD.left - 4, sy(v));
     }
-    ctx.textAlign = "center";
+    // x in seconds; label in seconds for short spans, minutes or hours for longer ones
+    const unit = xr[1] < 120 ? [1, "s"] : xr[1] < 7200 ? [60, "m"] : [3600, "h"];
     ctx.textBaseline = "top";
-    for (const v of niceTicks(xr[0], xr[1], 5)) {
-      ctx.fillText(fmt(v) + "m", sx(v), h - PAD.bottom + 4);
+    for (const [v, text] of niceTicks(xr[0] / unit[0], xr[1] / unit[0], 5)) {
+      const label = text + unit[1];
+      const half = ctx.measureText(label).width / 2;
+      const x = Math.min(Math.max(sx(v * unit[0]), PAD.left + half), w - PAD.right - half);
+      ctx.textAlign = "center";
+      ctx.fillText(label, x, h - PAD.bottom + 4);
     }
     return [sx, sy];
   }
@@ -79,10 +82,11 @@
       ctx.fillText("no data yet", w / 2, h / 2);
       return;
     }
-    const t0 = points[0][0];
-    const xs = points.map((p) => (p[0] - t0) / 60);
+    const t0 = opts.t0 !== undefined ? opts.t0 : points[0][0];
+    const tEnd = opts.t1 !== undefined ? opts.t1 : points[points.length - 1][0];
+    const xs = points.map((p) => p[0] - t0);
     const ys = points.map((p) => p[1]);
-    const xr = [0, Math.max(xs[xs.length - 1], 1 / 60)];
+    const xr = [0, Math.max(tEnd - t0, 1)];
     const [sx, sy] = drawAxes(ctx, w, h, xr, yRange(ys, opts));
     ctx.strokeStyle = opts.color || "#2563eb";
     ctx.lineWidth = 1.8;

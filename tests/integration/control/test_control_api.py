@@ -99,7 +99,9 @@ def test_run_lifecycle_survives_a_control_plane_restart(control, redis_client, r
         assert rs.stop_requested() and rs.should_stop()
 
     control.stop()  # the control plane goes away mid-stop ...
-    rs.mark_learner_done()  # ... the learner checkpoints and finishes meanwhile
+    rs.mark_learner_done()  # ... the learner checkpoints and finishes meanwhile, and both say goodbye
+    rs.heartbeat("learner", "l0", "finished", {"step": 3, "policy_version": 3})
+    rs.heartbeat("sampler", "s0", "stopped", {"policy_version": 3})
     with ControlServer(redis_proc.url, tmp_path) as again, again.client() as c:
         runs = c.get("/v1/runs").json()["runs"]
         assert [r["id"] for r in runs] == ["life-1"]

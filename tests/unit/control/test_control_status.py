@@ -8,28 +8,40 @@ from services.control.status import TERMINAL, derive_state, series_point, summar
 from shared.protocol import Heartbeat
 
 
+def hb(service, instance, sent_at, state="running", **info):
+    return Heartbeat("r1", service, instance, state, sent_at, info)
+
+
+LIVE = [hb("learner", "l", 99.0), hb("sampler", "s", 99.0)]
+LEFT = [hb("learner", "l", 99.0, "finished"), hb("sampler", "s", 99.0, "stopped")]
+WINDING = [hb("learner", "l", 99.0, "finished"), hb("sampler", "s", 99.0, "running")]
+SILENT = [hb("learner", "l", 99.0, "finished"), hb("sampler", "s", 10.0, "running")]  # 90 s without a beat
+
+
 @pytest.mark.parametrize("current,fields,beats,expected", [
-    ("pending", {}, 0, "pending"),
-    ("pending", {}, 1, "running"),
-    ("running", {}, 0, "running"),  # heartbeats hash cleared: a run does not go back to pending
-    ("running", {"stop_requested": "1"}, 2, "stopping"),
-    ("stopping", {"stop_requested": "1", "learner_done": "1"}, 2, "stopped"),
-    ("running", {"learner_done": "1"}, 2, "finished"),
-    ("running", {"failed_service": "sampler"}, 2, "failed"),
-    ("pending", {"stop_requested": "1"}, 0, "stopped"),  # nothing ever ran
-    ("stopping", {"stop_requested": "1"}, 0, "stopping"),
+    ("pending", {}, [], "pending"),
+    ("pending", {}, LIVE, "running"),
+    ("running", {}, [], "running"),  # heartbeats hash cleared: a run does not go back to pending
+    ("running", {"stop_requested": "1"}, LIVE, "stopping"),
+    ("stopping", {"stop_requested": "1", "learner_done": "1"}, WINDING, "stopping"),  # sampler still up
+    ("stopping", {"stop_requested": "1", "learner_done": "1"}, LEFT, "stopped"),
+    ("stopping", {"stop_requested": "1", "learner_done": "1"}, SILENT, "stopped"),
+    ("running", {"learner_done": "1"}, WINDING, "stopping"),
+    ("running", {"learner_done": "1"}, LEFT, "finished"),
+    ("running", {"learner_done": "1", "services_exited": "1"}, WINDING, "finished"),  # launcher saw them exit
+    ("running", {"failed_service": "sampler"}, LIVE, "failed"),
+    ("pending", {"stop_requested": "1"}, [], "stopped"),  # nothing ever ran
+    ("stopping", {"stop_requested": "1"}, [], "stopping"),
 ])
 def test_derive_state(current, fields, beats, expected):
-    assert derive_state(current, fields, beats) == expected
+    assert derive_state(current, fields, beats, now=100.0) == expected
 
 
 @pytest.mark.parametrize("terminal", TERMINAL)
 def test_terminal_states_stick(terminal):
-    assert derive_state(terminal, {"failed_service": "learner", "learner_done": "1"}, 3) == terminal
+    assert derive_state(terminal, {"failed_service": "learner", "learner_done": "1"}, LIVE, 100.0) == terminal
 
 
-def hb(service, instance, sent_at, **info):
-    return Heartbeat("r1", service, instance, "running", sent_at, info)
 
 
 def test_summarize_combines_learner_and_samplers():
@@ -61,3 +73,10 @@ def test_summarize_failure_and_no_heartbeats():
     assert view.failure.log_tail == "Traceback ..."
     assert view.policy_version is None and view.tokens_per_s.sampler is None
     assert series_point(view) == {}
+
+
+def test_staleness_falls_back_to_sampler_lag():
+    beats = [hb("learner", "l0", 10.0, step=5, policy_version=5),
+             hb("sampler", "s0", 10.0, policy_version=3), hb("sampler", "s1", 10.0, policy_version=5)]
+    assert summarize("r", "running", {}, beats, None, 10.0).staleness == 2.0
+    assert summarize("r", "running", {}, beats[1:], None, 10.0).staleness is None
