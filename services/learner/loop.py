@@ -73,6 +73,7 @@ class Learner:
         self._last_beat = 0.0
         self._status = "starting"
         self._beating = threading.Event()
+        self._beater: threading.Thread | None = None
         self._last_stats: dict[str, float] = {}
         self._skips: dict[str, list[str]] = {}  # reason -> batch ids skipped since the last step line
         self._committed_step = state.step
@@ -83,7 +84,8 @@ class Learner:
         """Train until max_steps or a stop; returns True when the run is finished (not merely
         interrupted by a signal, after which a restarted learner resumes)."""
         if self.ctx.is_main:  # beats from a thread too, so a long step never looks like a dead learner
-            threading.Thread(target=self._beat_loop, name="learner-heartbeat", daemon=True).start()
+            self._beater = threading.Thread(target=self._beat_loop, name="learner-heartbeat", daemon=True)
+            self._beater.start()
         try:
             while self.state.step < self.cfg.learner.max_steps:
                 gathered = self._gather() if self.ctx.is_main else None
@@ -251,6 +253,9 @@ class Learner:
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
             self.parts.runstate.mark_learner_done()
+        self._beating.set()
+        if self._beater is not None:
+            self._beater.join(10)  # so no older status can land after the last one
         self._heartbeat("finished" if finished else "stopped", force=True)
         log.info("learner %s at step %d", "finished" if finished else "stopped", self.state.step)
 
