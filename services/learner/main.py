@@ -45,7 +45,6 @@ def _build(cfg: RunConfig, dep: Deployment, run_dir: Path, resume: bool):
     from services.learner import distributed, model as modelmod
     from services.learner.checkpoint import LearnerState, latest_checkpoint, load_checkpoint
     from services.learner.loop import Learner
-    from services.learner.steplog import StepLog
     from services.learner.trainer import Trainer
 
     use_cuda = cfg.learner.device == "cuda" or (cfg.learner.device == "auto" and torch.cuda.is_available())

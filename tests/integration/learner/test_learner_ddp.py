@@ -6,7 +6,6 @@ run on the same rollouts (up to float32 summation order).
 """
 
 import pytest
-import torch
 from transformers import AutoModelForCausalLM
 
 from services.learner.steplog import read_steps

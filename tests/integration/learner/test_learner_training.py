@@ -18,7 +18,7 @@ from shared.keys import RunKeys
 from shared.protocol import WeightsPublished
 from shared.runstate import RunState
 from shared.weights import make_store
-from tests.helpers.learner_run import start_learner, wait_for, write_batches, write_config
+from tests.helpers.learner_run import start_learner, write_batches, write_config
 from tests.helpers.scripted_rollouts import BAD, GOOD, ScriptedPolicy, prompts
 from tests.helpers.tiny_model import build_tiny_model
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 from transformers import AutoModelForCausalLM
 
 from services.learner.batching import TrainSample
