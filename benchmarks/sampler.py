@@ -9,7 +9,9 @@
 A random tiny Llama (built here; no downloads) and a private redis-server. The reward is a
 partial-credit function from tests/helpers (a random model solves nothing, and an all-zero
 batch would be filtered away and never exercise the push). Rounds alternate raw and sampler
-runs; the medians are reported, because the 2 cores are shared with other work.
+runs; medians are reported, in completion tokens per wall-clock second and per CPU-second of
+the whole process tree (this process, vLLM's engine processes, the reward workers), because
+the 2 cores are shared with other work and wall-clock rates swing with it.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/sampler.py --backend vllm
 """
@@ -58,25 +60,50 @@ def config(args, model_dir: Path, out: Path):
     ])
 
 
-def raw_rate(backend, renderer, task, cfg, calls: int, prompts_per_call: int, seed0: int) -> float:
-    """Completion tokens/s of the backend's own generate on the sampler's prompts (same order)."""
+def tree_cpu_s() -> float:
+    """CPU seconds used so far by this process and its live descendants (engine, reward workers)."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+class Meter:
+    """Wall and process-tree CPU time between start() and stop()."""
+
+    def start(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), tree_cpu_s()
+
+    def stop(self, tokens: float) -> tuple[float, float]:
+        """(tokens per wall second, tokens per CPU second)."""
+        return tokens / (time.perf_counter() - self.wall), tokens / max(tree_cpu_s() - self.cpu, 1e-9)
+
+
+def raw_rate(backend, renderer, task, cfg, calls: int, prompts_per_call: int, seed0: int) -> tuple[float, float]:
+    """Completion tokens/s (wall, CPU) of the backend's own generate on the sampler's prompts."""
     from services.sampler.loop import SamplerLoop
     from services.sampler.tasks import PromptOrder
 
     order = PromptOrder(len(task.train), cfg.seed)
     settings = SamplerLoop.sampling_settings(cfg)
-    tokens, seconds = 0, 0.0
-    for call in range(calls):
-        prompts = [renderer.ids(task.train[i]) for i in order.take(prompts_per_call)]
-        start = time.perf_counter()
+    batches = [[renderer.ids(task.train[i]) for i in order.take(prompts_per_call)] for _ in range(calls)]
+    meter, tokens = Meter(), 0
+    meter.start()
+    for call, prompts in enumerate(batches):
         out = backend.generate(prompts, settings.__class__(**{**settings.__dict__, "seed": seed0 + call}))
-        seconds += time.perf_counter() - start
         tokens += sum(len(c.token_ids) for g in out for c in g)
-    return tokens / seconds
+    return meter.stop(tokens)
 
 
-def sampler_rate(r, cfg, backend, workdir: Path, calls: int) -> float:
-    """Completion tokens/s of the whole sampler loop, until its last batch is in Redis."""
+def sampler_rate(r, cfg, backend, workdir: Path, calls: int) -> tuple[float, float]:
+    """Completion tokens/s (wall, CPU) of the whole sampler loop, until its last batch is in Redis."""
     from services.sampler.main import build
     from shared.metrics import sampler_metrics
 
@@ -88,13 +115,14 @@ def sampler_rate(r, cfg, backend, workdir: Path, calls: int) -> float:
         loop.finisher.submit(loop.score_async(loop.generate()))
         loop.finisher.flush()
         loop.calls = 0
-        start = time.perf_counter()
+        meter = Meter()
+        meter.start()
         before = reg.get_sample_value("dashrl_sampler_tokens_total")
         loop.run(lambda: False, max_calls=calls)
         loop.finisher.flush()
-        elapsed = time.perf_counter() - start
+        rates = meter.stop(reg.get_sample_value("dashrl_sampler_tokens_total") - before)
         assert r.xlen("dashrl:bench:rollouts") == calls + 1, "every call must land as a batch"
-        return (reg.get_sample_value("dashrl_sampler_tokens_total") - before) / elapsed
+        return rates
     finally:
         loop.finisher.close()
         loop.pool.close()
@@ -121,7 +149,7 @@ def main() -> None:
     task = load_task(cfg.task, cfg.seed)
     renderer = PromptRenderer(AutoTokenizer.from_pretrained(str(model_dir)), task.system_prompt)
     small = max(1, args.micro_batch // args.group)
-    res: dict[str, list[float]] = {"raw": [], "sampler": [], "preemptive": [], "small": []}
+    res: dict[str, list[tuple[float, float]]] = {"raw": [], "sampler": [], "preemptive": [], "small": []}
     try:
         raw_rate(backend, renderer, task, cfg, 1, args.prompts, 999)  # warm-up
         for rnd in range(args.rounds):
@@ -129,19 +157,28 @@ def main() -> None:
             res["sampler"].append(sampler_rate(r, cfg, backend, work, args.calls))
             res["preemptive"].append(raw_rate(backend, renderer, task, cfg, 1, args.prompts, rnd * 100 + 50))
             res["small"].append(raw_rate(backend, renderer, task, cfg, args.prompts // small, small, rnd * 100 + 60))
-            print(json.dumps({"round": rnd, **{k: round(v[-1]) for k, v in res.items()}}), flush=True)
+            print(json.dumps({"round": rnd, **{k: [round(x) for x in v[-1]] for k, v in res.items()}}), flush=True)
     finally:
         backend.close()
         redis_server.stop()
-    med = {k: statistics.median(v) for k, v in res.items()}
+    summary(args, res, small, load_before)
+
+
+def summary(args, res: dict[str, list[tuple[float, float]]], small: int, load_before) -> None:
+    wall = {k: statistics.median(x[0] for x in v) for k, v in res.items()}
+    cpu = {k: statistics.median(x[1] for x in v) for k, v in res.items()}
     print(json.dumps({
-        "backend": args.backend, "model": f"Llama hidden {args.hidden}, {args.layers} layers, float32",
+        "backend": args.backend, "model": f"random Llama hidden {args.hidden}, {args.layers} layers, float32",
         "M": args.prompts, "G": args.group, "new_tokens": args.new_tokens, "calls": args.calls,
-        "rounds": args.rounds, "median_tokens_per_s": {k: round(v) for k, v in med.items()},
-        "sampler_over_raw": round(med["sampler"] / med["raw"], 3),
-        "preemptive_over_small": round(med["preemptive"] / med["small"], 2),
-        "small_batch_prompts": small, "per_round": {k: [round(x) for x in v] for k, v in res.items()},
-        "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+        "rounds": args.rounds, "small_batch_prompts": small,
+        "median_tokens_per_wall_s": {k: round(v) for k, v in wall.items()},
+        "median_tokens_per_cpu_s": {k: round(v) for k, v in cpu.items()},
+        "sampler_over_raw": {"wall": round(wall["sampler"] / wall["raw"], 3), "cpu": round(cpu["sampler"] / cpu["raw"], 3)},
+        "preemptive_over_small": {"wall": round(wall["preemptive"] / wall["small"], 2),
+                                  "cpu": round(cpu["preemptive"] / cpu["small"], 2)},
+        "per_round_wall_cpu": {k: [[round(a), round(b)] for a, b in v] for k, v in res.items()},
+        "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }))
 
 

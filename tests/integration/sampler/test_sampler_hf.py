@@ -67,3 +67,33 @@ def test_sampler_process_swaps_heartbeats_and_stops(redis_proc, redis_client, tm
             proc.wait()
         out = proc.stdout.read() if proc.stdout else ""
     assert "Traceback" not in out, out[-3000:]
+
+
+def test_sync_mode_waits_for_the_next_version(redis_client, tmp_path):
+    import threading
+
+    from services.sampler.main import build
+    from shared.metrics import sampler_metrics
+
+    model_dir = build_tiny_model(tmp_path / "model")
+    cfg = sampler_config(model_dir, tmp_path / "runs", "transformers", run_id="sync1",
+                         extra=["sampler.mode=sync", "learner.train_batch_size=4", "sampler.eval_every=0"])
+    loop, _ = build(cfg, redis_client, "sync1", sampler_metrics()[0], tmp_path / "local")
+    stop = threading.Event()
+    runner = threading.Thread(target=loop.run, args=(stop.is_set,), daemon=True)
+    try:
+        runner.start()
+        wait_for(lambda: len(read_batches(redis_client, "sync1")) == 1, "the version-0 batch")
+        runner.join(1.5)  # one learner step's worth is out: it must now wait for version 1
+        assert runner.is_alive() and loop.calls == 1
+        publish_perturbed(redis_client, cfg, model_dir, version=1)
+        wait_for(lambda: len(read_batches(redis_client, "sync1")) == 2, "the version-1 batch")
+        runner.join(1.5)  # and now it waits for version 2
+        assert loop.calls == 2
+        assert [b.policy_version for b in read_batches(redis_client, "sync1")] == [0, 1]
+        stop.set()
+        runner.join(30)
+        assert not runner.is_alive()  # a stop ends the wait
+    finally:
+        stop.set()
+        loop.close()
