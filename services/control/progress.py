@@ -42,7 +42,8 @@ class Progress:
         # Without a terminal: a line when the step or state changes, at most every `every_s`.
         key, now = (view.learner_step, view.state), time.monotonic()
         due = now - self._last_print >= self.every_s
-        if force or due or (key != self._last_key and now - self._last_print >= min(self.every_s, 5.0)):
+        changed = key != self._last_key and now - self._last_print >= min(self.every_s, 5.0)
+        if due or changed or (force and key != self._last_key):
             self.out.write(line + "\n")
             self.out.flush()
             self._last_print, self._last_key = now, key

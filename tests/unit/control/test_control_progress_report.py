@@ -25,7 +25,10 @@ def test_progress_without_tty_prints_lines_on_change():
     p = Progress(out, every_s=3600)
     p.update(view(1))
     p.update(view(1))  # unchanged and not yet due: no new line
+    p.update(view(1), force=True)  # the final line is not repeated either
     assert out.getvalue().count("\n") == 1
+    p.update(view(2, "finished"), force=True)
+    assert out.getvalue().count("\n") == 2 and "finished" in out.getvalue()
     p.message("stopping")
     assert out.getvalue().endswith("stopping\n") and "\r" not in out.getvalue()
 
