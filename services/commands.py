@@ -18,6 +18,10 @@ register("control", "services.control.server:main",
 register("worker", "services.control.worker:main",
          "long-running worker: wait for run assignments and run the sampler or learner for each",
          _control_args.worker_args)
+register("submit", "services.control.submit:main",
+         "start a run on a running control plane from a config file (POST /v1/runs)", _control_args.submit_args)
+register("probe", "services.control.probe:main",
+         "health check for containers: HTTP endpoints, Redis PING, a worker's liveness file", _control_args.probe_args)
 
 register("sampler", "services.sampler.main:main",
          "generate rollouts with the newest policy, score, filter and push them (DASH sampler)",

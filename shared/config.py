@@ -9,6 +9,7 @@ Deployment values (Redis URL, ports, the API token) come from the environment, s
 from __future__ import annotations
 
 import os
+from urllib.parse import quote, urlsplit, urlunsplit
 from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -249,6 +250,14 @@ class Deployment(BaseModel):
     launcher: Literal["local", "workers"] = "local"
     """DASHRL_LAUNCHER: how the control plane starts a run's services. local: child processes
     of the control plane; workers: a RunAssignment for long-running `dashrl worker`s."""
+    redis_password: str | None = None
+    """DASHRL_REDIS_PASSWORD: put into `redis_url` when the URL carries none, so that a secret
+    (compose `.env`, a Kubernetes Secret) need not be spliced into the URL."""
+    worker_id: str | None = None
+    """DASHRL_WORKER_ID: a `dashrl worker`'s consumer name (default: the host name)."""
+    learner_nodes: int = Field(default=1, ge=1)
+    """DASHRL_LEARNER_NODES: learner workers (nodes) that join one run through torchrun; the
+    `workers` launcher publishes one learner assignment per node."""
 
     ENV: ClassVar[dict[str, str]] = {
         "redis_url": "DASHRL_REDIS_URL",
@@ -258,10 +267,30 @@ class Deployment(BaseModel):
         "metrics_port": "DASHRL_METRICS_PORT",
         "data_dir": "DASHRL_DATA_DIR",
         "launcher": "DASHRL_LAUNCHER",
+        "redis_password": "DASHRL_REDIS_PASSWORD",
+        "worker_id": "DASHRL_WORKER_ID",
+        "learner_nodes": "DASHRL_LEARNER_NODES",
     }
+
+    @model_validator(mode="after")
+    def _password_into_url(self) -> "Deployment":
+        if self.redis_url and self.redis_password:
+            object.__setattr__(self, "redis_url", with_redis_password(self.redis_url, self.redis_password))
+        return self
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Deployment":
         env = os.environ if environ is None else environ
         values = {field: env[var] for field, var in cls.ENV.items() if env.get(var)}
         return cls(**values)
+
+
+def with_redis_password(url: str, password: str) -> str:
+    """`url` with `password` as its credentials, unless it already has a password.
+    `redis://host:6379/0` -> `redis://:PASSWORD@host:6379/0` (the password percent-encoded)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or parts.password:
+        return url  # unix:// URLs take `?password=`; an explicit password wins
+    user = quote(parts.username or "", safe="")
+    netloc = f"{user}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}"
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -27,7 +27,7 @@ CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 's
 
 def build_launcher(settings: ControlSettings, store: RunsStore, metrics: ControlMetrics) -> Launcher:
     if settings.launcher == "workers":
-        return AssignmentLauncher(store.r)
+        return AssignmentLauncher(store.r, learner_nodes=settings.learner_nodes)
     return LocalLauncher(store, settings.redis_url, stop_grace_s=settings.stop_grace_s, metrics=metrics)
 
 

@@ -53,12 +53,15 @@ class Launcher(abc.ABC):
 class AssignmentLauncher(Launcher):
     name = "workers"
 
-    def __init__(self, r: redis.Redis, maxlen: int = 1000) -> None:
+    def __init__(self, r: redis.Redis, maxlen: int = 1000, learner_nodes: int = 1) -> None:
         self.out = Broadcast(r, ASSIGNMENTS, maxlen=maxlen)
+        self.learner_nodes = learner_nodes
+        """One learner assignment per node: the nodes' workers then meet in one torchrun job."""
 
     def launch(self, run_id: str, cfg: RunConfig) -> None:
         data = cfg.model_dump(mode="json")
-        self.out.publish(RunAssignment(run_id, data, role="learner"))
+        for _node in range(self.learner_nodes):
+            self.out.publish(RunAssignment(run_id, data, role="learner"))
         for shard in range(cfg.sampler.num_shards):
             shard_cfg = {**data, "sampler": {**data["sampler"], "shard_index": shard}}
             self.out.publish(RunAssignment(run_id, shard_cfg, role="sampler"))

@@ -23,6 +23,8 @@ class ControlSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
     launcher: Literal["local", "workers"] = "local"
+    learner_nodes: int = Field(default=1, ge=1)
+    """`workers` launcher: learner assignments per run (one per learner node)."""
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     """Request bodies larger than this are refused with 413."""
     stop_grace_s: float = Field(default=120.0, gt=0)
@@ -35,7 +37,7 @@ class ControlSettings(BaseModel):
         if not dep.redis_url:
             raise ValueError("DASHRL_REDIS_URL is not set (the control plane keeps its runs in Redis)")
         values = dict(redis_url=dep.redis_url, api_token=dep.api_token, host=dep.control_host,
-                      port=dep.control_port, launcher=dep.launcher)
+                      port=dep.control_port, launcher=dep.launcher, learner_nodes=dep.learner_nodes)
         values.update(overrides)
         return cls(**values)
 

@@ -37,6 +37,33 @@ class ServiceSpec:
     threads: int = 1
     resume: bool = False
     overrides: list[str] = field(default_factory=list)
+    torchrun: "Torchrun | None" = None
+    """Start the learner under torchrun (several GPUs or nodes); None: one plain process."""
+
+
+@dataclass(frozen=True)
+class Torchrun:
+    """How `dashrl worker --role learner` spreads the learner over GPUs and nodes."""
+
+    nproc_per_node: str = "1"
+    """Ranks on this node: a number, or torchrun's `gpu` (one per visible GPU) / `auto`."""
+    nnodes: int = 1
+    """Nodes in the job; more than one needs `rdzv_endpoint`."""
+    rdzv_endpoint: str | None = None
+    """host:port of the rendezvous (node 0), e.g. dashrl-learner-0.dashrl-learner:29400."""
+
+    def prefix(self, run_id: str) -> list[str]:
+        """The torchrun part of the command; the run id names the rendezvous, so the nodes of
+        one run find each other and never another run's."""
+        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nnodes={self.nnodes}",
+               f"--nproc_per_node={self.nproc_per_node}"]
+        if self.nnodes > 1:
+            if not self.rdzv_endpoint:
+                raise ValueError("a multi-node learner needs a rendezvous endpoint (--rdzv-endpoint)")
+            cmd += ["--rdzv_backend=c10d", f"--rdzv_endpoint={self.rdzv_endpoint}", f"--rdzv_id={run_id}"]
+        else:
+            cmd.append("--standalone")
+        return cmd + ["-m"]
 
 
 def run_dir(cfg: RunConfig) -> Path:
@@ -69,7 +96,8 @@ def free_port() -> int:
 
 
 def command(spec: ServiceSpec) -> list[str]:
-    cmd = [sys.executable, "-m", "services.cli", spec.role, str(spec.config_path), "--set", f"run_id={spec.run_id}"]
+    launch = [sys.executable, "-m"] if spec.torchrun is None or spec.role != "learner" else spec.torchrun.prefix(spec.run_id)
+    cmd = launch + ["services.cli", spec.role, str(spec.config_path), "--set", f"run_id={spec.run_id}"]
     for item in spec.overrides:
         cmd += ["--set", item]
     if spec.resume and spec.role == "learner":
