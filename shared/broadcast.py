@@ -99,6 +99,8 @@ class Broadcast:
 def protocol_error_category(err: ProtocolError | str) -> str:
     """A short metric label for why an entry was refused."""
     text = str(err)
+    if text.startswith("entry deleted"):
+        return "deleted"
     if "no b'm' field" in text or "missing payload" in text:
         return "missing_field"
     if text.startswith(("not msgpack", "message must be")):

@@ -188,7 +188,9 @@ class StreamReader:
         out, bad = [], []
         for entry_id, fields, deliveries in raw:
             try:
-                if fields is None or PAYLOAD_FIELD not in fields:
+                if not fields:  # XADD needs a field, so no fields means the data was deleted
+                    raise ProtocolError("entry deleted before it was acked (trimmed?)")
+                if PAYLOAD_FIELD not in fields:
                     raise ProtocolError(f"missing payload field {PAYLOAD_FIELD!r}")
                 msg = decode(fields[PAYLOAD_FIELD], self.expect)
             except ProtocolError as err:
@@ -238,7 +240,10 @@ class StreamReader:
         if self._claim_cursor == b"0-0":  # scan complete
             self._next_claim_scan = time.monotonic() + self.claim_idle_ms / 4000
         entries = [(eid, f) for eid, f in resp[1] if eid is not None]
-        deleted = resp[2] if len(resp) > 2 else []
+        if len(entries) < len(resp[1]):
+            # Redis 6.2 claims deleted entries as nil (ids lost): find them in our history.
+            entries += self._deleted_in_own_history()
+        deleted = resp[2] if len(resp) > 2 else []  # Redis 7: already dropped from the group
         if deleted:
             # Pending entries whose data is gone (only if something trimmed or deleted them):
             # Redis dropped them from the group; count them committed so the backlog stays true.
@@ -252,6 +257,17 @@ class StreamReader:
         if self.metrics is not None:
             self.metrics.reclaimed.inc(len(entries))
         return self._with_delivery_counts(entries)
+
+    def _deleted_in_own_history(self) -> list[tuple[bytes, dict]]:
+        """Entries pending for this consumer whose data is gone (history shows them empty)."""
+        found, cursor = [], b"0"
+        while True:
+            resp = self.r.xreadgroup(self.group, self.consumer, {self.stream: cursor}, count=500)
+            page = resp[0][1] if resp else []
+            found += [(eid, {}) for eid, f in page if eid is not None and not f]
+            if len(page) < 500:
+                return found
+            cursor = page[-1][0]
 
     def _with_delivery_counts(self, entries: list[tuple[bytes, dict | None]]) -> list[RawEntry]:
         info = self.r.xpending_range(self.stream, self.group, min=entries[0][0], max=entries[-1][0],

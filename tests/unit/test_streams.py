@@ -249,3 +249,34 @@ def test_maxlen_safety_net_reports_a_trim(rig, caplog):
     assert rig.r.xlen(rig.keys.rollouts) == w.maxlen
     assert rig.metric("dead_lettered_total", reason="trimmed") == 1
     assert "trimmed 1 unread entries" in caplog.text
+
+
+def test_pending_entry_deleted_under_a_dead_consumer_is_accounted(redis_client):
+    """Data of a pending entry deleted behind the group's back (Redis 7 drops it from the group
+    during XAUTOCLAIM, 6.2 hands it over as nil): the backlog must still drain to 0."""
+    rig = Rig(redis_client, claim_idle_ms=100)
+    w, dead, alive = rig.writer(), rig.reader("dead"), rig.reader("alive")
+    ids = [w.write(stop(i)) for i in range(3)]
+    dead.read(3, block_ms=0)
+    rig.r.xdel(rig.keys.rollouts, ids[1])
+    got = []
+    wait_for(lambda: got.extend(alive.read(3, block_ms=20)) or len(got) >= 2, what="reclaim")
+    assert [d.entry_id for d in got] == [ids[0], ids[2]]
+    alive.ack([d.entry_id for d in got])
+    wait_for(lambda: alive.read(3, block_ms=0) == [] and alive.backlog() == 0, what="backlog 0")
+    assert alive.pending() == 0
+    assert rig.metric("dead_lettered_total", reason="deleted") == 1
+
+
+def test_restarted_consumer_dead_letters_its_deleted_pending_entry(rig):
+    w = rig.writer()
+    ids = [w.write(stop(i)) for i in range(2)]
+    rig.reader("learner-0").read(2, block_ms=0)
+    rig.r.xdel(rig.keys.rollouts, ids[0])
+    again = rig.reader("learner-0")
+    got = again.read(10, block_ms=0)
+    assert [d.entry_id for d in got] == ids[1:]
+    [(_id, record)] = rig.r.xrange(rig.keys.deadletter)
+    assert record[b"category"] == b"deleted" and record[b"entry_id"] == ids[0].encode()
+    again.ack(ids[1:])
+    assert again.backlog() == 0 and again.pending() == 0
