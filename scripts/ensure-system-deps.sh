@@ -6,6 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-redis.sh || echo "ensure-system-deps: could not install redis-server" >&2
+bash scripts/ensure-deploy-tools.sh || echo "ensure-system-deps: could not install kubectl (k8s tests fail in CI)" >&2
 
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
