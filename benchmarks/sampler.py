@@ -105,6 +105,7 @@ def raw_rate(backend, renderer, task, cfg, calls: int, prompts_per_call: int, se
 def sampler_rate(r, cfg, backend, workdir: Path, calls: int) -> tuple[float, float]:
     """Completion tokens/s (wall, CPU) of the whole sampler loop, until its last batch is in Redis."""
     from services.sampler.main import build
+    from shared.keys import RunKeys
     from shared.metrics import sampler_metrics
 
     r.flushall()
@@ -121,7 +122,7 @@ def sampler_rate(r, cfg, backend, workdir: Path, calls: int) -> tuple[float, flo
         loop.run(lambda: False, max_calls=calls)
         loop.finisher.flush()
         rates = meter.stop(reg.get_sample_value("dashrl_sampler_tokens_total") - before)
-        assert r.xlen("dashrl:bench:rollouts") == calls + 1, "every call must land as a batch"
+        assert r.xlen(RunKeys(cfg.run_id).rollouts) == calls + 1, "every call must land as a batch"
         return rates
     finally:
         loop.finisher.close()

@@ -7,9 +7,9 @@ import subprocess
 import sys
 import time
 
-import yaml
 
 from shared.configio import dump_config
+from shared.keys import RunKeys
 from shared.runstate import RunState
 from tests.conftest import ROOT
 from tests.helpers.tiny_model import build_tiny_model
@@ -50,8 +50,9 @@ def test_sampler_process_swaps_heartbeats_and_stops(redis_proc, redis_client, tm
         # Nobody consumes: back-pressure holds the stream at max_backlog, it never grows past it.
         wait_for(lambda: len(read_batches(redis_client, "proc1")) == 3, "a full backlog", proc=proc)
         publish_perturbed(redis_client, cfg, model_dir, version=1)
-        redis_client.delete(f"dashrl:proc1:rollouts")  # play the learner: consume and commit everything
-        redis_client.hset("dashrl:proc1:backlog", mapping={"produced": 0, "committed": 0})
+        keys = RunKeys("proc1")  # play the learner: consume and commit everything
+        redis_client.delete(keys.rollouts)
+        redis_client.hset(keys.backlog, mapping={"produced": 0, "committed": 0})
         wait_for(lambda: any(b.policy_version == 1 for b in read_batches(redis_client, "proc1")),
                  "a batch stamped with version 1", proc=proc)
         wait_for(lambda: [h for h in state.heartbeats() if h.info.get("policy_version") == 1.0],
