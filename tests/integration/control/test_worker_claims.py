@@ -74,6 +74,14 @@ def test_learner_command_under_torchrun(tmp_path):
     assert command(sampler)[:3] == [sys.executable, "-m", "services.cli"]  # samplers never run under torchrun
     with pytest.raises(ValueError, match="rendezvous"):
         Torchrun("1", 2).prefix("r")
+    # torchrun's own parser takes these flags (a renamed flag in a new torch fails here)
+    from torch.distributed.run import get_args_parser
+
+    for cmd in (command(spec), command(single)):
+        parsed = get_args_parser().parse_args(cmd[3:])
+        assert parsed.module and parsed.training_script == "services.cli"
+        assert parsed.training_script_args[:2] == ["learner", cmd[cmd.index("learner") + 1]]
+    assert get_args_parser().parse_args(command(spec)[3:]).rdzv_backend == "c10d"
 
 
 def test_multi_node_learner_without_rendezvous_is_refused(monkeypatch, redis_proc):
