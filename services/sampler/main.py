@@ -92,6 +92,10 @@ def main(args: argparse.Namespace) -> int:
         loop.run(should_stop)
         log.info("sampler: stopping (%s)", "signal" if stop.is_set() else "run state")
         return 0
+    except ConfigError:
+        if heartbeat:
+            heartbeat.state = "failed"
+        raise  # the CLI prints it as one line naming the file, row or key, and exits 2
     except Exception:
         log.exception("sampler: failed")
         if heartbeat:

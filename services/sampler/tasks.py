@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from shared.config import JsonlTask, ReasoningGymTask, TaskConfig
+from shared.configio import ConfigError
 
 JSONL_SYSTEM_PROMPT = "Solve the problem step by step. Put the final answer in \\boxed{}."
 
@@ -65,36 +66,48 @@ def _reasoning_gym(src: ReasoningGymTask, eval_size: int, seed: int) -> tuple[li
     return probs[: src.size], held_out, SYSTEM_PROMPTS["default"]
 
 
-def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a .jsonl or .parquet file as dicts."""
+def read_rows(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
+    """Rows of a .jsonl or .parquet file as (where, row): `where` is `file:line` (JSONL) or
+    `file:row N` (Parquet, from 1), so an error names the row. Raises ConfigError."""
     p = Path(path)
-    if p.suffix == ".parquet":
-        import pyarrow.parquet as pq
+    try:
+        if p.suffix == ".parquet":
+            import pyarrow.parquet as pq
 
-        return pq.read_table(p).to_pylist()
+            return [(f"{p}:row {i}", row) for i, row in enumerate(pq.read_table(p).to_pylist(), 1)]
+        lines = p.read_text().splitlines()
+    except Exception as err:  # missing file, not Parquet, unreadable, not UTF-8: all name the file
+        raise ConfigError(f"{p}: cannot read dataset: {type(err).__name__}: {err}") from None
     rows = []
-    for n, line in enumerate(p.read_text().splitlines(), 1):
+    for n, line in enumerate(lines, 1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                rows.append((f"{p}:{n}", json.loads(line)))
             except json.JSONDecodeError as err:
-                raise ValueError(f"{p}:{n}: not JSON: {err.msg}") from None
+                raise ConfigError(f"{p}:{n}: not JSON: {err.msg}") from None
     return rows
 
 
-def _to_problems(rows: list[dict[str, Any]], src: JsonlTask, where: str) -> list[Problem]:
+def _to_problems(rows: list[tuple[str, dict[str, Any]]], src: JsonlTask) -> list[Problem]:
     out = []
-    for i, row in enumerate(rows):
-        if src.prompt_field not in row or src.answer_field not in row:
-            raise ValueError(f"{where}: row {i} lacks {src.prompt_field!r} or {src.answer_field!r}")
+    for i, (where, row) in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ConfigError(f"{where}: expected an object with {src.prompt_field!r} and {src.answer_field!r}, "
+                              f"got {type(row).__name__}")
+        for key in (src.prompt_field, src.answer_field):
+            if key not in row:
+                field = "prompt_field" if key == src.prompt_field else "answer_field"
+                raise ConfigError(f"{where}: row lacks {key!r} (task.source.{field})")
+            if row[key] is None or (isinstance(row[key], str) and not row[key].strip()):
+                raise ConfigError(f"{where}: {key!r} is empty")
         out.append(Problem(i, str(row[src.prompt_field]), str(row[src.answer_field])))
     return out
 
 
 def _file_task(src: JsonlTask, eval_size: int, seed: int) -> tuple[list[Problem], list[Problem]]:
-    rows = _to_problems(read_rows(src.path), src, src.path)
+    rows = _to_problems(read_rows(src.path), src)
     if src.eval_path:
-        return rows, _to_problems(read_rows(src.eval_path), src, src.eval_path)[:eval_size]
+        return rows, _to_problems(read_rows(src.eval_path), src)[:eval_size]
     # No eval file: a seeded split of the training file (the same for every sampler of the run).
     perm = np.random.default_rng([seed, 7]).permutation(len(rows))
     held = sorted(perm[:eval_size].tolist())
