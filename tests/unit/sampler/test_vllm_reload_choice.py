@@ -1,0 +1,56 @@
+"""How the vLLM backend loads a new version, decided without an engine (a fake stands in for
+`vllm.LLM`; the real engine is exercised by tests/integration/sampler/test_sampler_vllm.py):
+untied models reload in place and drop the prefix cache; tied models get a fresh engine,
+because vLLM CPU leaves a tied output layer stale on reload."""
+
+import pytest
+
+from services.sampler.backends import IncompatibleWeights
+from services.sampler.backends.base import tensor_shapes
+from services.sampler.backends.vllm_backend import VllmBackend
+from tests.helpers.tiny_model import build_tiny_model
+
+
+class FakeLLM:
+    def __init__(self, path):
+        self.path, self.calls, self.closed = str(path), [], False
+        self.llm_engine = self
+        self.engine_core = self
+
+    def collective_rpc(self, method, kwargs):
+        self.calls.append((method, kwargs))
+
+    def reset_prefix_cache(self):
+        self.calls.append(("reset_prefix_cache", None))
+
+    def shutdown(self):
+        self.closed = True
+
+
+def fake_backend(model_dir, monkeypatch) -> VllmBackend:
+    monkeypatch.setattr(VllmBackend, "_build", lambda self, path: FakeLLM(path))
+    b = VllmBackend.__new__(VllmBackend)
+    b.engine_args, b.shapes, b.llm = {}, tensor_shapes(model_dir), FakeLLM(model_dir)
+    return b
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_reload_in_place_or_rebuild(tmp_path, monkeypatch, tied):
+    start = build_tiny_model(tmp_path / "v0", tie_word_embeddings=tied)
+    new = build_tiny_model(tmp_path / "v1", seed=1, tie_word_embeddings=tied)
+    b = fake_backend(start, monkeypatch)
+    first = b.llm
+    b.load_weights(new)
+    if tied:
+        assert first.closed and b.llm is not first and b.llm.path == str(new) and first.calls == []
+    else:
+        assert b.llm is first and not first.closed
+        assert first.calls == [("reload_weights", {"weights_path": str(new)}), ("reset_prefix_cache", None)]
+
+
+def test_misfit_refused_before_the_engine_is_touched(tmp_path, monkeypatch):
+    b = fake_backend(build_tiny_model(tmp_path / "v0"), monkeypatch)
+    first = b.llm
+    with pytest.raises(IncompatibleWeights):
+        b.load_weights(build_tiny_model(tmp_path / "wide", hidden_size=96, num_heads=3))
+    assert b.llm is first and first.calls == [] and not first.closed
