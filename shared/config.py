@@ -134,6 +134,10 @@ class SamplerConfig(Strict):
     """vLLM: fraction of GPU memory for weights and KV cache."""
     enforce_eager: bool = True
     """vLLM: skip graph capture (faster start, slower decode); off for long GPU runs."""
+    weight_fetch_timeout_s: float = Field(default=300.0, gt=0)
+    """A weight version not fetched and verified within this many seconds (a hung shared volume,
+    a stalled Redis) is refused (logged, `dashrl_sampler_weights_rejected_total{reason="timeout"}`);
+    the sampler keeps serving the version it has and takes the next announcement."""
 
     @model_validator(mode="after")
     def _shard_in_range(self) -> "SamplerConfig":
@@ -193,8 +197,9 @@ class StreamsConfig(Strict):
     """Writers wait while this many rollout entries are produced but not yet committed."""
     claim_idle_ms: int = Field(default=60000, ge=100)
     """Pending entries idle this long (a dead consumer's) are reclaimed by another."""
-    block_ms: int = Field(default=1000, ge=1)
-    """XREADGROUP block time per poll."""
+    block_ms: int = Field(default=1000, ge=1, le=5000)
+    """XREADGROUP block time per poll; below the Redis client's 10 s socket timeout, so a blocked
+    read is never mistaken for a dead connection."""
     deadletter_maxlen: int = Field(default=10000, ge=1)
     """Bound of the dead-letter stream."""
 

@@ -48,7 +48,8 @@ def build(cfg: RunConfig, r, run_id: str, metrics, local_dir: Path, backend=None
     backend = backend or make_backend(cfg)
     store = make_store(cfg.learner.weight_store, run_id=run_id, root=run_dir(cfg, run_id) / "weights", r=r,
                        keep_versions=cfg.learner.keep_versions)
-    follower = WeightsFollower(r, run_id, store, backend, local_dir, metrics)
+    follower = WeightsFollower(r, run_id, store, backend, local_dir, metrics,
+                               fetch_timeout_s=s.weight_fetch_timeout_s)
     follower.catch_up()
     writer = StreamWriter(r, keys.rollouts, backlog_key=keys.backlog, max_backlog=cfg.streams.max_backlog,
                           metrics=metrics.stream)

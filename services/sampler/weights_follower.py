@@ -4,13 +4,15 @@ Owns which policy version the sampler serves. On an announcement it takes only t
 version (older ones in between are useless to an async sampler), fetches it from the weight
 store (which verifies the checksum), loads it into the backend, and from then on every rollout
 is stamped with that version. Publish-to-swap latency (announcement time to loaded) is exported.
-A corrupt or incompatible version is refused and counted; the old policy keeps serving.
+A corrupt or incompatible version, or one not fetched within `fetch_timeout_s`, is refused,
+logged and counted; the old policy keeps serving.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -27,9 +29,14 @@ from shared.weights import WeightStore, WeightsCorrupt
 log = logging.getLogger(__name__)
 
 
+class FetchTimeout(TimeoutError):
+    """A weight version was not fetched and verified within `fetch_timeout_s`."""
+
+
 class WeightsFollower:
     def __init__(self, r: redis.Redis, run_id: str, store: WeightStore, backend: GenerationBackend,
-                 local_dir: Path, metrics: SamplerMetrics | None = None) -> None:
+                 local_dir: Path, metrics: SamplerMetrics | None = None, fetch_timeout_s: float = 300.0,
+                 wait_warn_s: float = 60.0) -> None:
         self.broadcast = Broadcast(r, RunKeys(run_id).weights, expect=WeightsPublished,
                                    metrics=metrics.stream if metrics else None)
         self.store, self.backend, self.metrics = store, backend, metrics
@@ -39,6 +46,7 @@ class WeightsFollower:
         self.last_id = "0"
         self.last_sync_s: float | None = None
         self.refused: set[int] = set()
+        self.fetch_timeout_s, self.wait_warn_s = fetch_timeout_s, wait_warn_s
         if metrics:
             metrics.policy_version.set(0)
 
@@ -61,10 +69,15 @@ class WeightsFollower:
 
     def wait_for_newer(self, version: int, should_stop: Callable[[], bool], block_ms: int = 1000) -> bool:
         """Sync mode: block until a version > `version` is loaded (False if asked to stop first)."""
+        start = warned = time.monotonic()
         while self.version <= version:
             if should_stop():
                 return False
             self.poll(block_ms=block_ms)
+            if time.monotonic() - warned > self.wait_warn_s:  # never wait silently
+                warned = time.monotonic()
+                log.warning("sampler: sync mode: waited %.0fs for a policy version newer than %d (learner down?)",
+                            warned - start, version)
         return True
 
     def _swap(self, msg: WeightsPublished) -> bool:
@@ -72,8 +85,10 @@ class WeightsFollower:
             return False
         dest = self.local_dir / f"v{msg.version}"
         try:
-            path = Path(self.store.fetch(msg, dest=dest))  # a verified private copy
+            path = self._fetch(msg, dest)  # a verified private copy
             self.backend.load_weights(path)
+        except FetchTimeout as err:
+            return self._refuse(msg, "timeout", err)  # dest is left to the stuck thread; never loaded
         except (WeightsCorrupt, IncompatibleWeights) as err:
             shutil.rmtree(dest, ignore_errors=True)
             return self._refuse(msg, "checksum" if isinstance(err, WeightsCorrupt) else "incompatible", err)
@@ -85,6 +100,27 @@ class WeightsFollower:
             self.metrics.policy_version.set(msg.version)
         log.info("sampler: now serving policy version %d (publish-to-swap %.2fs)", msg.version, self.last_sync_s)
         return True
+
+    def _fetch(self, msg: WeightsPublished, dest: Path) -> Path:
+        """store.fetch in a helper thread, bounded by `fetch_timeout_s`: a hung shared volume or
+        a stalled Redis must not freeze sampling silently. A thread cannot be killed; one that
+        overruns is abandoned (daemon) and its folder is never loaded."""
+        box: dict = {}
+
+        def work() -> None:
+            try:
+                box["path"] = Path(self.store.fetch(msg, dest=dest))
+            except BaseException as err:  # handed to the caller below
+                box["error"] = err
+
+        thread = threading.Thread(target=work, name=f"weights-fetch-v{msg.version}", daemon=True)
+        thread.start()
+        thread.join(self.fetch_timeout_s)
+        if thread.is_alive():
+            raise FetchTimeout(f"fetch of version {msg.version} from {msg.location} took over {self.fetch_timeout_s:g}s")
+        if "error" in box:
+            raise box["error"]
+        return box["path"]
 
     def _refuse(self, msg: WeightsPublished, reason: str, err: Exception) -> bool:
         log.error("sampler: refusing weight version %d (%s): %s", msg.version, reason, err)

@@ -3,6 +3,8 @@ either store is refused by checksum; the sampler keeps serving the version it ha
 its log and counts it; the next good version is taken. Real Redis, real tiny model."""
 
 import logging
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from services.sampler.weights_follower import WeightsFollower
 from shared.broadcast import Broadcast
 from shared.keys import RunKeys
 from shared.metrics import sampler_metrics
+from shared.redis_client import connect
 from shared.weights import make_store
 from tests.helpers.tiny_model import build_tiny_model
 
@@ -85,3 +88,34 @@ def test_damaged_version_is_refused_and_the_old_one_kept(redis_client, tmp_path,
 
     announce.publish(_publish(redis_client, store, model_dir, 3))
     assert follower.poll() and follower.version == 3
+
+
+def test_hung_weight_fetch_is_bounded_and_refused_loudly(redis_client, fresh_redis, tmp_path, caplog):
+    """The weight store's Redis stops answering (SIGSTOP) mid-sync: the fetch gives up after
+    fetch_timeout_s, the version is refused with reason "timeout", the old version keeps serving."""
+    model_dir = build_tiny_model(tmp_path / "model")
+    store_r = connect(fresh_redis.url)  # the services' client: 10 s socket timeout
+    store = make_store("redis", run_id=RUN, root=tmp_path / "weights", r=store_r)
+    announce = Broadcast(redis_client, RunKeys(RUN).weights)  # announcements stay reachable
+    backend = HFBackend(model_dir, dtype="float32")
+    metrics, reg = sampler_metrics()
+    follower = WeightsFollower(redis_client, RUN, store, backend, tmp_path / "local", metrics, fetch_timeout_s=1.0)
+    announce.publish(_publish(store_r, store, model_dir, 1))
+    assert follower.poll() and follower.version == 1
+
+    announce.publish(_publish(store_r, store, model_dir, 2))
+    fresh_redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        with caplog.at_level(logging.ERROR, logger="services.sampler.weights_follower"):
+            assert not follower.poll()
+        waited = time.monotonic() - t0
+    finally:
+        fresh_redis.proc.send_signal(signal.SIGCONT)
+    assert 1.0 <= waited < 5.0, waited
+    assert follower.version == 1
+    assert reg.get_sample_value("dashrl_sampler_weights_rejected_total", {"reason": "timeout"}) == 1
+    assert any("refusing weight version 2 (timeout)" in r.getMessage() and "took over 1s" in r.getMessage()
+               for r in caplog.records)
+    announce.publish(_publish(store_r, store, model_dir, 3))
+    assert follower.poll() and follower.version == 3  # Redis is back: the next version is taken
