@@ -94,7 +94,7 @@ def _rank0_parts(cfg: RunConfig, dep: Deployment, run_dir: Path, state):
     store = make_store(cfg.learner.weight_store, run_id=cfg.run_id, root=run_dir / "weights", r=r,
                        keep_versions=cfg.learner.keep_versions)
     announce = Broadcast(r, keys.weights, expect=WeightsPublished, metrics=metrics.stream)
-    return Parts(reader=reader, store=store, announce=announce, runstate=RunState(r, cfg.run_id), r=r,
+    return Parts(reader=reader, store=store, announce=announce, runstate=RunState(r, cfg.run_id, retry_s=60.0), r=r,
                  trained_key=keys.trained, metrics=metrics)
 
 

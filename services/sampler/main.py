@@ -77,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     r = connect(dep.redis_url)
-    state = RunState(r, cfg.run_id)
+    state = RunState(r, cfg.run_id, retry_s=60.0)  # ride out Redis restarts (with_retry logs each)
     metrics, reg = sampler_metrics()
     port = serve(reg, dep.metrics_port)
     log.info("sampler: metrics on port %d", port)

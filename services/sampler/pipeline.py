@@ -115,6 +115,9 @@ class BatchFinisher:
                     self._dropped(len(batch))
                     return False
         self.totals["batches"] += 1
+        # one line per batch: the audit trail the reliability tests check the learner's ledger against
+        log.info("sampler: pushed batch %s (policy version %d, %d samples)", batch.batch_id, batch.policy_version,
+                 len(batch))
         if self.metrics:
             self.metrics.batches.inc()
         return True
