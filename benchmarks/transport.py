@@ -56,10 +56,10 @@ def realistic_batch(n: int = 256, prompt: int = 128, completion: int = 512, seed
     )
 
 
-def timed(fn, rounds: int) -> float:
-    """Best-of-3 seconds per call (the least disturbed by other processes on the box)."""
+def timed(fn, rounds: int, repeats: int = 3) -> float:
+    """Best-of-`repeats` seconds per call (the least disturbed by other processes on the box)."""
     best = float("inf")
-    for _ in range(3):
+    for _ in range(repeats):
         t0 = time.perf_counter()
         for _ in range(rounds):
             fn()
@@ -107,7 +107,7 @@ def make_pair(url: str, run_id: str, max_backlog: int):
     return w, rd
 
 
-def bench_round_trip(url: str, payload: bytes, rounds: int, tag: str) -> dict:
+def round_trip_fn(url: str, payload: bytes, tag: str):
     w, rd = make_pair(url, f"rt-{tag}", max_backlog=4)
 
     def once():
@@ -116,8 +116,18 @@ def bench_round_trip(url: str, payload: bytes, rounds: int, tag: str) -> dict:
         assert len(got) == 1
         rd.ack([got[0].entry_id])
 
-    per = timed(once, rounds)
-    return {"batches_s": 1 / per, "mb_s": len(payload) / per / 1e6}
+    return once
+
+
+def redis_py_fn(url: str, payload: bytes):
+    """The same client library doing the plainest in+out: SET then GET of the payload."""
+    r = connect(url)
+
+    def once():
+        r.set("bench:plain", payload)
+        assert len(r.get("bench:plain")) == len(payload)
+
+    return once
 
 
 def _stream_writer(url: str, run_id: str, payload: bytes, n: int) -> None:
@@ -145,18 +155,29 @@ def bench_streaming(url: str, payload: bytes, n: int, tag: str) -> dict:
 
 
 def redis_benchmark(port: int, size: int, n: int, clients: int = 1) -> tuple[dict, list[str]]:
+    """One run of `redis-benchmark -t set,get`: requests/s of each."""
     cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "set,get", "-d", str(size),
            "-n", str(n), "-c", str(clients), "--csv"]
-    rows = {"SET": 0.0, "GET": 0.0}
-    for _ in range(3):  # best of 3, like our own numbers
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600).stdout
-        for row in csv.reader(io.StringIO(out)):
-            if row and row[0] in rows:
-                rows[row[0]] = max(rows[row[0]], float(row[1]))
-    inout = 1 / (1 / rows["SET"] + 1 / rows["GET"])
-    res = {"set_mb_s": rows["SET"] * size / 1e6, "get_mb_s": rows["GET"] * size / 1e6,
-           "inout_ops_s": inout, "inout_mb_s": inout * size / 1e6}
-    return res, cmd
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600).stdout
+    return {row[0]: float(row[1]) for row in csv.reader(io.StringIO(out)) if row and row[0] in ("SET", "GET")}, cmd
+
+
+def transport_vs_redis(url: str, port: int, payload: bytes, rounds: int, bench_n: int, tag: str) -> tuple[dict, list]:
+    """Our round trip, redis-py SET+GET and redis-benchmark, interleaved `REPEATS` times so all
+    three meet the same background load; best of each."""
+    ours, plain = round_trip_fn(url, payload, tag), redis_py_fn(url, payload)
+    best = {"ours": float("inf"), "plain": float("inf"), "SET": 0.0, "GET": 0.0}
+    for _ in range(REPEATS):
+        best["ours"] = min(best["ours"], timed(ours, rounds, repeats=1))
+        best["plain"] = min(best["plain"], timed(plain, rounds, repeats=1))
+        rows, cmd = redis_benchmark(port, len(payload), bench_n)
+        best["SET"], best["GET"] = max(best["SET"], rows["SET"]), max(best["GET"], rows["GET"])
+    inout = 1 / (1 / best["SET"] + 1 / best["GET"])
+    mb = len(payload) / 1e6
+    return {"round_trip": {"batches_s": 1 / best["ours"], "mb_s": mb / best["ours"]},
+            "redis_py_mb_s": mb / best["plain"],
+            "redis_benchmark": {"set_mb_s": best["SET"] * mb, "get_mb_s": best["GET"] * mb,
+                                "inout_ops_s": inout, "inout_mb_s": inout * mb}}, cmd
 
 
 def machine() -> dict:
@@ -168,9 +189,11 @@ def machine() -> dict:
             "python": platform.python_version(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
+REPEATS = 5
+TRIALS = 5
 CASES = {  # name -> (samples, prompt tokens, completion tokens, codec/round-trip rounds, redis-benchmark -n)
-    "realistic 256x(128+512)": (256, 128, 512, 20, 400),
-    "small 8x(32+64)": (8, 32, 64, 300, 20000),
+    "realistic 256x(128+512)": (256, 128, 512, 40, 200),
+    "small 8x(32+64)": (8, 32, 64, 400, 4000),
 }
 
 
@@ -185,9 +208,15 @@ def run(rounds_scale: float) -> tuple[list[dict], list[list[str]]]:
                 batch = realistic_batch(n, p, c)
                 payload = encode(batch)
                 row = {"case": name, "codec": bench_codec(batch, rounds),
-                       "round_trip": bench_round_trip(url, payload, rounds, str(i)),
                        "streaming": bench_streaming(url, payload, rounds * 3, str(i))}
-                row["redis_benchmark"], cmd = redis_benchmark(port, len(payload), max(100, int(bench_n * rounds_scale)))
+                trials = []
+                for t in range(TRIALS):  # the median trial goes in the table; all ratios are listed
+                    compared, cmd = transport_vs_redis(url, port, payload, rounds,
+                                                       max(50, int(bench_n * rounds_scale)), f"{i}-{t}")
+                    trials.append((compared["round_trip"]["mb_s"] / compared["redis_benchmark"]["inout_mb_s"], compared))
+                trials.sort(key=lambda x: x[0])
+                row.update(trials[len(trials) // 2][1])
+                row["ratios"] = [round(x, 2) for x, _ in trials]
                 commands.append(cmd)
                 results.append(row)
                 print(f"{name}: {row}", flush=True)
@@ -203,19 +232,29 @@ def markdown(results: list[dict], commands: list[list[str]], info: dict, argv: l
         "## Transport", "",
         f"Measured {info['date']} on {info['nproc']} CPUs ({info['cpu']}), load average before the run "
         f"{load} (1/5/15 min; other agents share this box), redis-server {info['redis']} on 127.0.0.1 TCP "
-        f"without persistence, Python {info['python']}. Command: `{' '.join(argv)}`. Best of 3 repeats.", "",
+        f"without persistence, Python {info['python']}. Command: `{' '.join(argv)}`. Each trial ran our round trip, "
+        f"redis-py and redis-benchmark interleaved, best of {REPEATS} each; {TRIALS} trials per payload.", "",
         "| payload | bytes | encode ms | decode ms | codec MB/s | round trip batches/s | round trip MB/s "
-        "| streaming MB/s | redis-benchmark SET MB/s | GET MB/s | SET+GET (in+out) MB/s | ours / in+out |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| streaming MB/s | redis-py SET+GET MB/s | redis-benchmark SET MB/s | GET MB/s | SET+GET (in+out) MB/s "
+        "| ours / redis-py | ours / redis-benchmark in+out |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         c, rt, st, rb = r["codec"], r["round_trip"], r["streaming"], r["redis_benchmark"]
-        best = max(rt["mb_s"], st["mb_s"])
+        best = rt["mb_s"]
         lines.append(
             f"| {r['case']} | {c['bytes']:,} | {c['encode_ms']:.2f} | {c['decode_ms']:.2f} | {c['mb_s']:.0f} "
-            f"| {rt['batches_s']:.0f} | {rt['mb_s']:.0f} | {st['mb_s']:.0f} | {rb['set_mb_s']:.0f} "
-            f"| {rb['get_mb_s']:.0f} | {rb['inout_mb_s']:.0f} | {best / rb['inout_mb_s']:.2f} |")
+            f"| {rt['batches_s']:.0f} | {rt['mb_s']:.0f} | {st['mb_s']:.0f} | {r['redis_py_mb_s']:.0f} | {rb['set_mb_s']:.0f} "
+            f"| {rb['get_mb_s']:.0f} | {rb['inout_mb_s']:.0f} | {best / r['redis_py_mb_s']:.2f} "
+            f"| {best / rb['inout_mb_s']:.2f} |")
+    ratios = results[0]["ratios"]
+    ratio = ratios[len(ratios) // 2]
     lines += [
+        "",
+        f"**Target (ours >= 0.5 x redis-benchmark in+out, realistic batch): {'met' if ratio >= 0.5 else 'NOT met'}: "
+        f"median {ratio:.2f} over {len(ratios)} trials (all: {', '.join(f'{x:.2f}' for x in ratios)}).** "
+        "The table shows the median trial. The ratio moves with the other agents' load on the 2 cores; "
+        "see the last note for where the time goes.",
         "",
         "- codec: `encode` + `decode(expect=RolloutBatch)` (validation included) of one batch.",
         "- round trip: `StreamWriter.write` (WATCH counters, HMGET, MULTI: XADD + HINCRBY, EXEC) -> "
@@ -224,10 +263,18 @@ def markdown(results: list[dict], commands: list[list[str]], info: dict, argv: l
         "- streaming: a writer process (like a sampler) and a reader (read 1, ack, as the learner does), "
         "back-pressure at 8 entries; rate measured from the first entry read. Three busy processes on this "
         "box's 2 cores, so it can come out below the one-thread round trip.",
+        "- redis-py SET+GET: the same Python client doing one SET and one GET of the payload (no stream, "
+        "no back-pressure, no decode): what any Python transport over redis-py could reach.",
         "- redis-benchmark, same server, same payload size, one client: "
         + "; ".join(f"`{' '.join(c)}`" for c in commands) + ". "
         "SET+GET is the rate of one SET and one GET per payload (1 / (1/SET + 1/GET)): the payload moved "
         "in and out once, as our round trip does. Target (issue): ours >= 0.5 of it for the realistic batch.",
+        "- Server-side cost is not the gap: INFO commandstats gave ~95 us per 1.2 MB XADD, ~110 us per XRANGE/"
+        "XREADGROUP and ~100 us per GET. The client is: redis-py's pure-Python reply parser needs ~1 ms to read "
+        "1.2 MB (redis-benchmark's C client ~0.3-0.5 ms), so even plain redis-py SET+GET stays near half of "
+        "redis-benchmark, and our round trip (3 extra small round trips, decode, ack) lands below it. "
+        "Passing the payload through a Lua script cost 1.6 ms server-side per 1.2 MB (measured), which is "
+        "why the writer uses WATCH/MULTI. hiredis did not help measurably here (faster GET, slower SET).",
         "",
     ]
     return "\n".join(lines)
