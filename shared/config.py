@@ -12,7 +12,7 @@ import os
 from urllib.parse import quote, urlsplit, urlunsplit
 from typing import Annotated, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 
 class Strict(BaseModel):
@@ -54,7 +54,18 @@ class JsonlTask(Strict):
     """Column holding the reference answer."""
 
 
-TaskSource = Annotated[Union[ReasoningGymTask, JsonlTask], Field(discriminator="kind")]
+def _source_kind(value: object) -> str:
+    # A source given without `kind` (e.g. `--set task.source.name=basic_arithmetic`) means the
+    # default kind, so overriding one knob doesn't force repeating the tag.
+    if isinstance(value, dict):
+        return value.get("kind", "reasoning_gym")
+    return getattr(value, "kind", "reasoning_gym")
+
+
+TaskSource = Annotated[
+    Union[Annotated[ReasoningGymTask, Tag("reasoning_gym")], Annotated[JsonlTask, Tag("jsonl")]],
+    Discriminator(_source_kind),
+]
 
 
 class TaskConfig(Strict):
