@@ -80,3 +80,11 @@ def test_bad_override_exits_2_naming_the_key(tmp_path, override, key):
     assert res.returncode == 2, res
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and key in lines[0], res.stderr
+
+
+def test_task_source_override_without_kind_keeps_default_kind():
+    cfg = load_config(None, ["task.source.name=basic_arithmetic"])
+    assert cfg.task.source.kind == "reasoning_gym"
+    assert cfg.task.source.name == "basic_arithmetic"
+    jsonl = load_config(None, ["task.source.kind=jsonl", "task.source.path=train.jsonl"])
+    assert jsonl.task.source.kind == "jsonl" and jsonl.task.source.path == "train.jsonl"
