@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.dashrl-installed
 
-.PHONY: venv demo test test-fast bench bench-transport clean
+.PHONY: venv demo test test-fast bench bench-transport bench-load clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,10 @@ bench: bench-transport
 # Protocol codec, stream round trips and redis-benchmark on a private redis-server (~1 min).
 bench-transport: venv
 	$(PY) benchmarks/transport.py
+
+# 8 simulated samplers against one consumer for 5 minutes; results go in docs/reliability.md by hand.
+bench-load: venv
+	$(PY) benchmarks/load.py --duration 300 --samplers 8
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
