@@ -145,6 +145,9 @@ class SamplerConfig(Strict):
     """vLLM: fraction of GPU memory for weights and KV cache."""
     enforce_eager: bool = True
     """vLLM: skip graph capture (faster start, slower decode); off for long GPU runs."""
+    generate_timeout_s: float = Field(default=1800.0, gt=0)
+    """A generation call running longer than this is taken for a hung engine: the sampler logs
+    it, sends a `failed` heartbeat naming the call and exits 3 for its supervisor to restart it."""
     weight_fetch_timeout_s: float = Field(default=300.0, gt=0)
     """A weight version not fetched and verified within this many seconds (a hung shared volume,
     a stalled Redis) is refused (logged, `dashrl_sampler_weights_rejected_total{reason="timeout"}`);

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,6 +25,7 @@ from services.sampler.evaluation import Evaluator, due
 from services.sampler.pipeline import BatchFinisher, Pending
 from services.sampler.rewards import RewardPool
 from services.sampler.tasks import PromptOrder, PromptRenderer, TaskSet
+from services.sampler.watchdog import Watchdog
 from services.sampler.weights_follower import WeightsFollower
 from shared.config import RunConfig
 from shared.metrics import SamplerMetrics
@@ -46,6 +48,8 @@ class SamplerLoop:
         self.last_eval_version: int | None = None
         self.eval_info: dict[str, float] = {}
         self.gen_info: dict[str, float] = {}
+        self.watchdog: Watchdog | None = None
+        """Set by main: bounds each generation call by `sampler.generate_timeout_s`."""
 
     @staticmethod
     def sampling_settings(cfg: RunConfig) -> SamplingSettings:
@@ -72,7 +76,8 @@ class SamplerLoop:
         version = self.follower.version  # stamped before the call: these tokens come from it
         start = time.monotonic()
         settings = SamplingSettings(**{**self.settings.__dict__, "seed": seed})
-        outputs = self.backend.generate(prompts, settings) if prompts else []
+        with self.watchdog.guard("generate") if self.watchdog else nullcontext():
+            outputs = self.backend.generate(prompts, settings) if prompts else []
         gen = Generated(prompts, kept_ids, outputs, version, time.monotonic() - start, first_group)
         self._record_generation(gen)
         return gen

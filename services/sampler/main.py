@@ -85,11 +85,18 @@ def main(args: argparse.Namespace) -> int:
     loop = heartbeat = None
     try:
         from services.sampler.loop import Heartbeater
+        from services.sampler.watchdog import Watchdog
 
         should_stop = lambda: stop.is_set() or state.should_stop()  # noqa: E731
         loop, sampler_id = build(cfg, r, cfg.run_id, metrics, local_dir, should_stop=should_stop)
         heartbeat = Heartbeater(lambda st, info: state.heartbeat("sampler", sampler_id, st, info), loop.info).start()
         heartbeat.state = "running"
+
+        def stalled(call: str, ran_s: float) -> None:  # the watchdog exits the process right after
+            heartbeat.state = "failed"
+            state.heartbeat("sampler", sampler_id, "failed", {**loop.info(), f"stalled_{call}_s": ran_s})
+
+        loop.watchdog = Watchdog({"generate": cfg.sampler.generate_timeout_s}, on_stall=stalled)
         loop.run(should_stop)
         log.info("sampler: stopping (%s)", "signal" if stop.is_set() else "run state")
         return 0
@@ -104,6 +111,8 @@ def main(args: argparse.Namespace) -> int:
         return 1
     finally:
         if loop is not None:
+            if loop.watchdog is not None:
+                loop.watchdog.close()
             loop.close()
         if heartbeat:
             heartbeat.stop("failed" if heartbeat.state == "failed" else "stopped")
