@@ -37,3 +37,23 @@ def _learner_args(p):
 register("learner", "services.learner.main:main",
          "train on rollouts from the stream, publish weight versions, checkpoint (DASH learner)",
          _learner_args)
+
+
+def _sft_args(p):
+    from services.sft.sft import add_arguments  # light: torch and transformers load on use
+
+    add_arguments(p)
+
+
+def _demo_policy_args(p):
+    from services.sft.demo_policy import add_arguments
+
+    add_arguments(p)
+
+
+register("sft", "services.sft.sft:main",
+         "supervised fine-tuning (the SFT baseline) of an HF model folder on prompt/completion JSONL",
+         _sft_args)
+register("demo-policy", "services.sft.demo_policy:main",
+         "build (or reuse the cached) small demo policy: offline tokenizer + Llama + SFT warm start",
+         _demo_policy_args)

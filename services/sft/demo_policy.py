@@ -1,0 +1,179 @@
+"""The demo's starting policy, made here with no downloads, built once and cached.
+
+Owns the recipe: reasoning-gym problems -> a BPE tokenizer trained on them -> a small untied
+Llama -> a short SFT warm start that leaves it with some, but low, accuracy (RL's job is the
+rest). The folder `DATA_DIR/demo-policy` holds config.json, model.safetensors, tokenizer files,
+generation_config.json, the SFT rows (sft.jsonl) and `dashrl-demo-policy.json`, the marker that
+names the recipe hash and the measured start accuracy. A later build with the same recipe
+reuses the folder; a changed recipe (or RECIPE_VERSION) rebuilds it.
+
+`dashrl demo-policy [--data-dir DIR]` builds or reuses it and prints the path and accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+RECIPE_VERSION = 1
+MARKER = "dashrl-demo-policy.json"
+SPLIT_SEEDS = {"sft": 1, "rl": 2, "eval": 3}  # disjoint generator seeds per use
+
+
+@dataclass(frozen=True)
+class DemoRecipe:
+    """Everything that decides the starting policy (hashed into the cache key).
+
+    Defaults: the calibrated demo (docs/demo.md): two-term additions of 1-2 digit numbers, a
+    1.1M-parameter Llama (hidden 128, 4 layers, 4 heads of 32), 200 SFT steps at lr 1e-3 —
+    enough to learn the answer format and a few sums, far from all of them."""
+
+    task: str = "basic_arithmetic"
+    params: dict = field(default_factory=lambda: dict(
+        min_terms=2, max_terms=2, min_digits=1, max_digits=2, operators="+",
+        allow_parentheses=False, allow_negation=False))
+    sft_rows: int = 20000
+    sft_steps: int = 200
+    sft_lr: float = 1e-3
+    sft_batch: int = 32
+    hidden: int = 128
+    layers: int = 4
+    heads: int = 4
+    intermediate: int = 512
+    vocab: int = 384
+    seed: int = 0
+
+    def digest(self) -> str:
+        text = json.dumps({"version": RECIPE_VERSION, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def make_dataset(recipe: DemoRecipe, split: str, size: int):
+    """A reasoning-gym dataset for `split` ("sft", "rl" or "eval"), seeded apart from the others."""
+    import reasoning_gym
+
+    seed = SPLIT_SEEDS[split] + 1000 * recipe.seed
+    return reasoning_gym.create_dataset(recipe.task, size=size, seed=seed, **recipe.params)
+
+
+def run_split(name: str, params: dict, size: int, eval_size: int, seed: int):
+    """(dataset, train entries, held-out entries) exactly as the sampler splits a reasoning-gym
+    task (services/sampler/tasks.py): one dataset of size + eval_size from the run seed, the last
+    eval_size problems held out."""
+    import reasoning_gym
+
+    ds = reasoning_gym.create_dataset(name, size=size + eval_size, seed=seed, **params)
+    rows = [ds[i] for i in range(size + eval_size)]
+    return ds, rows[:size], rows[size:]
+
+
+def read_marker(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def build_demo_policy(data_dir: str | Path, *, recipe: DemoRecipe | None = None,
+                      log: Callable[[str], None] = print, held_out: tuple | None = None) -> Path:
+    """Return `data_dir/demo-policy`, building it first unless a build of this recipe is there.
+
+    `held_out` = (dataset, entries) scores the start accuracy recorded in the marker (default:
+    200 problems of the recipe's own eval seed); it does not change the model."""
+    recipe = recipe or DemoRecipe()
+    folder = Path(data_dir) / "demo-policy"
+    marker = read_marker(folder)
+    if marker and marker.get("recipe_hash") == recipe.digest():
+        log(f"demo policy: reusing {folder} (start accuracy {marker['start_accuracy']:.3f})")
+        return folder
+    staging = Path(data_dir) / f".demo-policy.building-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    t0 = time.monotonic()
+    info = _build(staging, recipe, log, held_out)
+    info["build_seconds"] = round(time.monotonic() - t0, 1)
+    (staging / MARKER).write_text(json.dumps(info, indent=1) + "\n")
+    # Swap in whole: a crash mid-build leaves the old folder (or none), never a half one.
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    log(f"demo policy: built {folder} in {info['build_seconds']}s, start accuracy {info['start_accuracy']:.3f}")
+    return folder
+
+
+def _build(out: Path, recipe: DemoRecipe, log: Callable[[str], None], held_out: tuple | None) -> dict:
+    import torch
+
+    from services.sft.evaluate import accuracy
+    from services.sft.sft import SftSettings, save_model, train_sft
+    from services.sft.sft_data import encode_row, write_rows
+    from services.sft.tiny_llama import TinyLlamaShape, new_model, train_tokenizer
+
+    torch.manual_seed(recipe.seed)
+    rows = [{"prompt": e["question"], "completion": f"<answer>{e['answer']}</answer>"}
+            for e in make_dataset(recipe, "sft", recipe.sft_rows)]
+    out.mkdir(parents=True)
+    write_rows(out / "sft.jsonl", rows)
+    # Trained on the raw problem text; the answer tags are added to it as whole tokens.
+    tokenizer = train_tokenizer((e["question"] + " " + e["answer"] for e in make_dataset(recipe, "sft", 5000)),
+                                recipe.vocab)
+    shape = TinyLlamaShape(recipe.hidden, recipe.layers, recipe.heads, recipe.intermediate)
+    model = new_model(tokenizer, shape, seed=recipe.seed)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"demo policy: {n_params / 1e6:.2f}M-param Llama, vocab {len(tokenizer)}, "
+        f"SFT {recipe.sft_steps} steps x {recipe.sft_batch} on {recipe.task}")
+    examples = [encode_row(tokenizer, r) for r in rows]
+    settings = SftSettings(lr=recipe.sft_lr, batch_size=recipe.sft_batch, max_steps=recipe.sft_steps,
+                           warmup_steps=min(20, recipe.sft_steps // 5), schedule="constant",
+                           seed=recipe.seed, log_every=max(1, recipe.sft_steps // 5))
+    losses = train_sft(model, tokenizer, examples, settings, log=log)
+    save_model(model, tokenizer, out)
+    if held_out is None:
+        ds = make_dataset(recipe, "eval", 200)
+        held_out = (ds, list(ds))
+    start = accuracy(model, tokenizer, held_out[0], held_out[1])
+    return dict(recipe_hash=recipe.digest(), recipe_version=RECIPE_VERSION, recipe=asdict(recipe),
+                params=n_params, sft_final_loss=round(losses[-1], 4), start_accuracy=start,
+                eval_size=len(held_out[1]))
+
+
+def recipe_for(cfg) -> DemoRecipe:
+    """The default recipe on a run config's reasoning-gym task (name and difficulty params)."""
+    from shared.config import ReasoningGymTask
+    from shared.configio import ConfigError
+
+    src = cfg.task.source
+    if not isinstance(src, ReasoningGymTask):
+        raise ConfigError("task.source: the demo policy is built for a reasoning_gym task")
+    return DemoRecipe(task=src.name, params=dict(src.params), seed=cfg.seed)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None,
+                   help="run config: build for its task and report accuracy on its held-out split")
+    p.add_argument("--data-dir", default=None, help="cache folder (default: $DASHRL_DATA_DIR or ./data)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from shared.config import Deployment
+    from shared.configio import load_config
+
+    data_dir = Path(args.data_dir or Deployment.from_env().data_dir)
+    recipe, held_out = DemoRecipe(), None
+    if args.config:
+        cfg = load_config(args.config)
+        recipe = recipe_for(cfg)
+        src = cfg.task.source
+        ds, _, entries = run_split(src.name, dict(src.params), src.size, cfg.task.eval_size, cfg.seed)
+        held_out = (ds, entries)
+        if Path(cfg.model.path).resolve() != (data_dir / "demo-policy").resolve():
+            print(f"note: {args.config} starts from {cfg.model.path}, not {data_dir / 'demo-policy'}")
+    folder = build_demo_policy(data_dir, recipe=recipe, held_out=held_out, log=lambda m: print(m, flush=True))
+    marker = read_marker(folder) or {}
+    print(f"{folder}  start accuracy {marker.get('start_accuracy', float('nan')):.3f}")
+    return 0

@@ -1,0 +1,137 @@
+"""`dashrl sft`: supervised fine-tuning, the paper's SFT baseline, on any HF causal-LM folder.
+
+Owns the SFT loop: shuffle rows each epoch, cross-entropy on completion tokens only, AdamW with
+linear warm-up then cosine (or constant) decay, gradient clipping, progress lines, and saving
+the result as an HF folder (weights + tokenizer + generation config) that the sampler and the
+learner load like any other model. Row format and tokenization are `services.sft.sft_data`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal
+
+from services.sft.sft_data import PromptFormat, SftExample, collate, encode_row, read_rows
+
+
+@dataclass(frozen=True)
+class SftSettings:
+    lr: float = 1e-3
+    batch_size: int = 32
+    epochs: float = 1.0
+    """Passes over the data (fractional allowed); `max_steps` wins when set."""
+    max_steps: int | None = None
+    warmup_steps: int = 10
+    schedule: Literal["cosine", "constant"] = "cosine"
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    log_every: int = 20
+
+
+def lr_at(step: int, total: int, s: SftSettings) -> float:
+    """Linear warm-up over `warmup_steps`, then cosine to 10% of `lr` at `total` (or constant)."""
+    if s.warmup_steps and step < s.warmup_steps:
+        return s.lr * (step + 1) / s.warmup_steps
+    if s.schedule == "constant" or total <= s.warmup_steps:
+        return s.lr
+    frac = min(1.0, (step - s.warmup_steps) / max(1, total - s.warmup_steps))
+    return s.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def total_steps(n_examples: int, s: SftSettings) -> int:
+    if s.max_steps is not None:
+        return s.max_steps
+    return max(1, math.ceil(n_examples * s.epochs / s.batch_size))
+
+
+def batches(examples: list[SftExample], batch_size: int, steps: int, seed: int):
+    """`steps` batches drawn epoch by epoch, each epoch a fresh shuffle."""
+    rng, order, pos = random.Random(seed), [], 0
+    for _ in range(steps):
+        batch = []
+        while len(batch) < batch_size:
+            if pos >= len(order):
+                order, pos = list(range(len(examples))), 0
+                rng.shuffle(order)
+            batch.append(examples[order[pos]])
+            pos += 1
+        yield batch
+
+
+def train_sft(model, tokenizer, examples: list[SftExample], s: SftSettings,
+              log: Callable[[str], None] = print) -> list[float]:
+    """Train `model` in place; returns the loss of every step."""
+    import torch
+
+    torch.manual_seed(s.seed)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    steps, losses, t0, tokens = total_steps(len(examples), s), [], time.monotonic(), 0
+    for step, batch in enumerate(batches(examples, s.batch_size, steps, s.seed)):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, steps, s)
+        ids, mask, labels = collate(batch, tokenizer.pad_token_id)  # (B, T) each
+        out = model(input_ids=ids, attention_mask=mask, labels=labels)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), s.max_grad_norm)
+        opt.step()
+        losses.append(float(out.loss.detach()))
+        tokens += int(mask.sum())
+        if (step + 1) % s.log_every == 0 or step + 1 == steps:
+            dt = time.monotonic() - t0
+            log(f"sft step {step + 1}/{steps} loss {losses[-1]:.4f} lr {lr_at(step, steps, s):.2e} "
+                f"{tokens / dt:.0f} tok/s {dt:.1f}s")
+    model.eval()
+    return losses
+
+
+def save_model(model, tokenizer, out: str | Path) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="HF model folder to start from")
+    p.add_argument("--data", required=True, help="JSONL rows: {prompt, completion} or {prompt, answer}")
+    p.add_argument("--out", required=True, help="folder to save the fine-tuned model into")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (wins over --epochs)")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--warmup-steps", type=int, default=10)
+    p.add_argument("--max-len", type=int, default=1024, help="tokens per row (completion truncated)")
+    p.add_argument("--prompt-format", choices=["auto", "chat", "raw"], default="auto",
+                   help="auto: the chat template when the tokenizer has one")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def main(args: argparse.Namespace) -> int:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    rows = read_rows(args.data)
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    fmt: PromptFormat = args.prompt_format
+    examples = [encode_row(tokenizer, r, fmt, args.max_len) for r in rows]
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    settings = SftSettings(lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
+                           max_steps=args.max_steps, warmup_steps=args.warmup_steps, seed=args.seed)
+    print(f"sft: {len(examples)} rows from {args.data}, {total_steps(len(examples), settings)} steps",
+          flush=True)
+    losses = train_sft(model, tokenizer, examples, settings, log=lambda m: print(m, flush=True))
+    save_model(model, tokenizer, args.out)
+    print(f"sft: loss {losses[0]:.4f} -> {losses[-1]:.4f}; saved {args.out}", file=sys.stderr)
+    return 0
