@@ -19,7 +19,9 @@ $(STAMP): pyproject.toml
 	$(PIP) uninstall -y -q torchvision torchaudio torchcodec || true
 	touch $(STAMP)
 
+# Build (or reuse, cached under data/) the starting policy, then the DASH run; see docs/demo.md.
 demo: venv
+	$(VENV)/bin/dashrl demo-policy --config configs/demo-cpu.yaml
 	$(VENV)/bin/dashrl run configs/demo-cpu.yaml
 
 test: venv
