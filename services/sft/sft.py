@@ -120,7 +120,11 @@ def main(args: argparse.Namespace) -> int:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    rows = read_rows(args.data)
+    try:
+        rows = read_rows(args.data)
+    except (OSError, ValueError) as err:
+        print(f"dashrl sft: {err}", file=sys.stderr)
+        return 2
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

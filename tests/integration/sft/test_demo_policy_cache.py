@@ -1,0 +1,44 @@
+"""The demo policy is built once per recipe and reused; a changed recipe rebuilds it. A shrunken
+recipe keeps this to seconds; the folder is a complete HF model that the sampler can load."""
+
+import json
+from dataclasses import replace
+
+from services.sft.demo_policy import MARKER, DemoRecipe, build_demo_policy
+
+SMALL = DemoRecipe(sft_rows=300, sft_steps=8, sft_batch=8, hidden=64, layers=1, heads=2, intermediate=128)
+
+
+def test_built_once_then_reused_then_rebuilt_on_a_new_recipe(tmp_path):
+    logs: list[str] = []
+    folder = build_demo_policy(tmp_path, recipe=SMALL, log=logs.append)
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "generation_config.json", "sft.jsonl", MARKER):
+        assert (folder / name).exists(), name
+    marker = json.loads((folder / MARKER).read_text())
+    assert marker["recipe_hash"] == SMALL.digest() and 0.0 <= marker["start_accuracy"] <= 1.0
+    config = json.loads((folder / "config.json").read_text())
+    assert config["tie_word_embeddings"] is False and config["head_dim"] == 32
+    first_sft = [line for line in logs if line.startswith("sft step")]
+    assert first_sft
+
+    weights_mtime = (folder / "model.safetensors").stat().st_mtime_ns
+    logs.clear()
+    assert build_demo_policy(tmp_path, recipe=SMALL, log=logs.append) == folder
+    assert any("reusing" in line for line in logs) and not any(line.startswith("sft step") for line in logs)
+    assert (folder / "model.safetensors").stat().st_mtime_ns == weights_mtime
+
+    changed = replace(SMALL, sft_steps=9)
+    build_demo_policy(tmp_path, recipe=changed, log=logs.append)
+    assert json.loads((folder / MARKER).read_text())["recipe_hash"] == changed.digest()
+    assert not list(tmp_path.glob(".demo-policy.building-*"))
+
+
+def test_sft_rows_use_the_samplers_prompt_and_answer_format(tmp_path):
+    from transformers import AutoTokenizer
+
+    folder = build_demo_policy(tmp_path, recipe=SMALL, log=lambda m: None)
+    tok = AutoTokenizer.from_pretrained(folder)
+    rows = [json.loads(line) for line in (folder / "sft.jsonl").read_text().splitlines()]
+    assert rows[0]["completion"].startswith("<answer>") and rows[0]["completion"].endswith("</answer>")
+    assert tok.apply_chat_template([{"role": "user", "content": rows[0]["prompt"]}], add_generation_prompt=True,
+                                   tokenize=False).endswith("<|assistant|>")
