@@ -88,6 +88,6 @@ def test_a_failing_service_is_named_and_the_exit_code_is_nonzero(tmp_path):
             proc.kill()
     err = stderr.read_text()
     assert proc.returncode == 1, out + err
-    assert "dashrl run: sampler failed (exit code 1)" in err
+    assert "dashrl run: sampler failed (exit code 2)" in err  # a config error (bad reward name): exit 2
     assert "no_such_fn" in err  # the log tail says why
     assert "run cli-bad: failed" in err  # a failed run reports on stderr
