@@ -71,13 +71,14 @@ def train_sft(model, tokenizer, examples: list[SftExample], s: SftSettings,
     import torch
 
     torch.manual_seed(s.seed)
+    device = next(model.parameters()).device
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     steps, losses, t0, tokens = total_steps(len(examples), s), [], time.monotonic(), 0
     for step, batch in enumerate(batches(examples, s.batch_size, steps, s.seed)):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, s)
-        ids, mask, labels = collate(batch, tokenizer.pad_token_id)  # (B, T) each
+        ids, mask, labels = (t.to(device) for t in collate(batch, tokenizer.pad_token_id))  # (B, T) each
         out = model(input_ids=ids, attention_mask=mask, labels=labels)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
@@ -114,6 +115,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt-format", choices=["auto", "chat", "raw"], default="auto",
                    help="auto: the chat template when the tokenizer has one")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: CUDA when present")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -130,10 +133,11 @@ def main(args: argparse.Namespace) -> int:
         tokenizer.pad_token = tokenizer.eos_token
     fmt: PromptFormat = args.prompt_format
     examples = [encode_row(tokenizer, r, fmt, args.max_len) for r in rows]
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=getattr(torch, args.dtype)).to(device)
     settings = SftSettings(lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
                            max_steps=args.max_steps, warmup_steps=args.warmup_steps, seed=args.seed)
-    print(f"sft: {len(examples)} rows from {args.data}, {total_steps(len(examples), settings)} steps",
+    print(f"sft: {len(examples)} rows from {args.data}, {total_steps(len(examples), settings)} steps on {device}",
           flush=True)
     losses = train_sft(model, tokenizer, examples, settings, log=lambda m: print(m, flush=True))
     save_model(model, tokenizer, args.out)
