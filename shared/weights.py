@@ -83,15 +83,15 @@ def write_version_folder(model: Any, tokenizer: Any, folder: Path, version: int,
     files = []
     for p in sorted(folder.iterdir()):
         if p.is_file() and p.name != MANIFEST:
-            _fsync(p)
+            fsync_path(p)
             files.append({"name": p.name, "size": p.stat().st_size, "sha256": sha256_file(p)})
     manifest = json.dumps({
         "format": 1, "version": version, "step": step, "files": files,
         "tie_word_embeddings": model_ties_embeddings(model),
     }, sort_keys=True, indent=1).encode()
     (folder / MANIFEST).write_bytes(manifest)
-    _fsync(folder / MANIFEST)
-    _fsync(folder)
+    fsync_path(folder / MANIFEST)
+    fsync_path(folder)
     return manifest
 
 
@@ -117,7 +117,8 @@ def verify_folder(folder: Path, checksum: str) -> dict[str, Any]:
     return manifest
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or folder (a folder's fsync makes a rename in it durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -171,7 +172,7 @@ class FsWeightStore(WeightStore):
             os.rename(final, old)
             shutil.rmtree(old, ignore_errors=True)
         os.rename(tmp, final)
-        _fsync(self.root)
+        fsync_path(self.root)
         self.prune(self.keep_versions)
         return _message(self.run_id, version, step, str(final), self.format, manifest)
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from shared.weights import fsync_path
+
 
 @dataclass
 class LearnerState:
@@ -61,7 +63,7 @@ def save_checkpoint(run_dir: Path, model: Any, tokenizer: Any, trainer_state: di
         # without a complete newest checkpoint)
         part = final / "state.json.tmp"
         part.write_text(json.dumps(asdict(state)))
-        _fsync(part)
+        fsync_path(part)
         os.replace(part, final / "state.json")
         return final
     shutil.rmtree(tmp, ignore_errors=True)
@@ -72,11 +74,11 @@ def save_checkpoint(run_dir: Path, model: Any, tokenizer: Any, trainer_state: di
     torch.save({"trainer": trainer_state, "rng": _rng_state()}, tmp / "trainer.pt")
     (tmp / "state.json").write_text(json.dumps(asdict(state)))
     for p in tmp.rglob("*"):
-        _fsync(p)
-    _fsync(tmp)
+        fsync_path(p)
+    fsync_path(tmp)
     shutil.rmtree(final, ignore_errors=True)  # a folder without state.json: an incomplete leftover
     os.rename(tmp, final)
-    _fsync(root)
+    fsync_path(root)
     for _, old in list_checkpoints(run_dir)[:-keep]:
         doomed = root / f".del-{old.name}"
         os.rename(old, doomed)  # first out of sight, so a half-deleted folder is never "complete"
@@ -106,11 +108,3 @@ def _set_rng_state(rng: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
