@@ -69,8 +69,9 @@ def run(args) -> dict:
     tok = AutoTokenizer.from_pretrained(path)
     tok.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    # The run's prompts and held-out split, as the sampler makes them (run seed 0).
-    held, train, held_entries = run_split(recipe.task, recipe.params, 20000, args.eval_size, 0)
+    # The run's prompts and held-out split exactly as the sampler makes them (the recipe's run seed,
+    # size and eval_size; training problems whose question is held out are dropped, as in SFT).
+    held, train, held_entries = run_split(recipe.task, recipe.params, recipe.run_size, recipe.eval_size, recipe.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=0.0)
     rng = random.Random(args.seed)
     torch.manual_seed(args.seed)
@@ -131,7 +132,6 @@ def parse(argv=None):
     p.add_argument("--reward", choices=["exact", "rg"], default="rg",
                    help="rg: the task's scorer (partial credit), as the sampler; exact: 1 iff fully right")
     p.add_argument("--train-batch", type=int, default=0, help="kept samples per optimizer step (0: all of a call)")
-    p.add_argument("--eval-size", type=int, default=200)
     p.add_argument("--eval-every-s", type=float, default=30)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)

@@ -3,14 +3,18 @@ problem becomes prompt token ids.
 
 A task is a prompt source plus a verifier (the verifier lives in `rewards.py`). Sources:
 reasoning-gym procedural datasets (generated offline from the run seed) and {prompt, answer}
-rows from JSONL or Parquet files. The order is a seeded permutation per epoch; with several
-samplers, sampler k takes every num_shards-th problem of that permutation starting at k, so
-shards are disjoint and together cover every problem once per epoch.
+rows from JSONL or Parquet files. Held-out problems are disjoint from training by question text:
+a training row whose question is also a held-out question is dropped (counted and logged), so
+held-out accuracy is measured on questions RL never trained on. The order is a seeded
+permutation per epoch; with several samplers, sampler k takes every num_shards-th problem of
+that permutation starting at k, so shards are disjoint and together cover every problem once
+per epoch.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,8 @@ import numpy as np
 
 from shared.config import JsonlTask, ReasoningGymTask, TaskConfig
 from shared.configio import ConfigError
+
+log = logging.getLogger(__name__)
 
 JSONL_SYSTEM_PROMPT = "Solve the problem step by step. Put the final answer in \\boxed{}."
 
@@ -48,10 +54,23 @@ def load_task(cfg: TaskConfig, seed: int) -> TaskSet:
     else:
         train, held_out = _file_task(src, cfg.eval_size, seed)
         default_prompt = JSONL_SYSTEM_PROMPT
+    train, dropped = drop_held_out_questions(train, held_out)
+    if dropped:
+        log.info("task: dropped %d of %d training problems whose question is also held out", dropped,
+                 dropped + len(train))
     if not train:
-        raise ValueError("task: no training problems left after the eval split")
+        raise ConfigError(f"task.eval_size: no training problems left after the eval split ({dropped} dropped "
+                          f"because their question is also one of the {len(held_out)} held-out questions)")
     system = default_prompt if cfg.system_prompt is None else cfg.system_prompt
     return TaskSet(train, held_out, system)
+
+
+def drop_held_out_questions(train: list[Problem], held_out: list[Problem]) -> tuple[list[Problem], int]:
+    """Training problems whose question text is not a held-out question (re-indexed from 0), and
+    how many were dropped."""
+    seen = {p.question for p in held_out}
+    kept = [p for p in train if p.question not in seen]
+    return [Problem(i, p.question, p.answer, p.entry) for i, p in enumerate(kept)], len(train) - len(kept)
 
 
 def _reasoning_gym(src: ReasoningGymTask, eval_size: int, seed: int) -> tuple[list[Problem], list[Problem], str]:

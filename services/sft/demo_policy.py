@@ -2,7 +2,9 @@
 
 Owns the recipe: reasoning-gym problems -> a BPE tokenizer trained on them -> a small untied
 Llama -> a short SFT warm start that leaves it with some, but low, accuracy (RL's job is the
-rest). The folder `DATA_DIR/demo-policy` holds config.json, model.safetensors, tokenizer files,
+rest). The SFT rows never contain a question of the run's held-out split (`run_split`, the
+sampler's split), so the start and end accuracies of a run are on questions that neither SFT nor
+RL trained on. The folder `DATA_DIR/demo-policy` holds config.json, model.safetensors, tokenizer files,
 generation_config.json, the SFT rows (sft.jsonl) and `dashrl-demo-policy.json`, the marker that
 names the recipe hash and the measured start accuracy. A later build with the same recipe
 reuses the folder; a changed recipe (or RECIPE_VERSION) rebuilds it.
@@ -22,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: SFT rows exclude the run's held-out questions
 MARKER = "dashrl-demo-policy.json"
 SPLIT_SEEDS = {"sft": 1, "rl": 2, "eval": 3}  # disjoint generator seeds per use
 
@@ -49,6 +51,9 @@ class DemoRecipe:
     intermediate: int = 512
     vocab: int = 384
     seed: int = 0
+    """The run seed; with run_size and eval_size it fixes the run's held-out split (`run_split`)."""
+    run_size: int = 20000
+    eval_size: int = 200
 
     def digest(self) -> str:
         text = json.dumps({"version": RECIPE_VERSION, **asdict(self)}, sort_keys=True)
@@ -66,12 +71,20 @@ def make_dataset(recipe: DemoRecipe, split: str, size: int):
 def run_split(name: str, params: dict, size: int, eval_size: int, seed: int):
     """(dataset, train entries, held-out entries) exactly as the sampler splits a reasoning-gym
     task (services/sampler/tasks.py): one dataset of size + eval_size from the run seed, the last
-    eval_size problems held out."""
+    eval_size problems held out, and training problems whose question is held out dropped."""
     import reasoning_gym
 
     ds = reasoning_gym.create_dataset(name, size=size + eval_size, seed=seed, **params)
     rows = [ds[i] for i in range(size + eval_size)]
-    return ds, rows[:size], rows[size:]
+    held = rows[size:]
+    questions = {e["question"] for e in held}
+    return ds, [e for e in rows[:size] if e["question"] not in questions], held
+
+
+def held_out_of(recipe: DemoRecipe) -> tuple:
+    """(dataset, entries): the held-out split of the run this recipe is built for."""
+    ds, _, held = run_split(recipe.task, recipe.params, recipe.run_size, recipe.eval_size, recipe.seed)
+    return ds, held
 
 
 def read_marker(folder: Path) -> dict | None:
@@ -82,11 +95,9 @@ def read_marker(folder: Path) -> dict | None:
 
 
 def build_demo_policy(data_dir: str | Path, *, recipe: DemoRecipe | None = None,
-                      log: Callable[[str], None] = print, held_out: tuple | None = None) -> Path:
+                      log: Callable[[str], None] = print) -> Path:
     """Return `data_dir/demo-policy`, building it first unless a build of this recipe is there.
-
-    `held_out` = (dataset, entries) scores the start accuracy recorded in the marker (default:
-    200 problems of the recipe's own eval seed); it does not change the model."""
+    The start accuracy in the marker is greedy accuracy on the run's held-out split."""
     recipe = recipe or DemoRecipe()
     folder = Path(data_dir) / "demo-policy"
     marker = read_marker(folder)
@@ -96,7 +107,7 @@ def build_demo_policy(data_dir: str | Path, *, recipe: DemoRecipe | None = None,
     staging = Path(data_dir) / f".demo-policy.building-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     t0 = time.monotonic()
-    info = _build(staging, recipe, log, held_out)
+    info = _build(staging, recipe, log)
     info["build_seconds"] = round(time.monotonic() - t0, 1)
     (staging / MARKER).write_text(json.dumps(info, indent=1) + "\n")
     # Swap in whole: a crash mid-build leaves the old folder (or none), never a half one.
@@ -106,7 +117,13 @@ def build_demo_policy(data_dir: str | Path, *, recipe: DemoRecipe | None = None,
     return folder
 
 
-def _build(out: Path, recipe: DemoRecipe, log: Callable[[str], None], held_out: tuple | None) -> dict:
+def sft_entries(recipe: DemoRecipe, held_questions: set[str]) -> list[dict]:
+    """The SFT problems: `sft_rows` problems of the recipe's own generator seed, less any whose
+    question is one of the run's held-out questions."""
+    return [e for e in make_dataset(recipe, "sft", recipe.sft_rows) if e["question"] not in held_questions]
+
+
+def _build(out: Path, recipe: DemoRecipe, log: Callable[[str], None]) -> dict:
     import torch
 
     from services.sft.evaluate import accuracy
@@ -115,13 +132,16 @@ def _build(out: Path, recipe: DemoRecipe, log: Callable[[str], None], held_out: 
     from services.sft.tiny_llama import TinyLlamaShape, new_model, train_tokenizer
 
     torch.manual_seed(recipe.seed)
-    rows = [{"prompt": e["question"], "completion": f"<answer>{e['answer']}</answer>"}
-            for e in make_dataset(recipe, "sft", recipe.sft_rows)]
+    held_ds, held = held_out_of(recipe)
+    entries = sft_entries(recipe, {e["question"] for e in held})
+    if not entries:
+        raise ValueError("demo policy: every SFT problem is a held-out question; widen the task")
+    log(f"demo policy: {len(entries)} SFT rows ({recipe.sft_rows - len(entries)} dropped: held-out questions)")
+    rows = [{"prompt": e["question"], "completion": f"<answer>{e['answer']}</answer>"} for e in entries]
     out.mkdir(parents=True)
     write_rows(out / "sft.jsonl", rows)
-    # Trained on the raw problem text; the answer tags are added to it as whole tokens.
-    tokenizer = train_tokenizer((e["question"] + " " + e["answer"] for e in make_dataset(recipe, "sft", 5000)),
-                                recipe.vocab)
+    # Trained on the raw problem text of SFT rows; the answer tags are added to it as whole tokens.
+    tokenizer = train_tokenizer((e["question"] + " " + e["answer"] for e in entries[:5000]), recipe.vocab)
     shape = TinyLlamaShape(recipe.hidden, recipe.layers, recipe.heads, recipe.intermediate)
     model = new_model(tokenizer, shape, seed=recipe.seed)
     n_params = sum(p.numel() for p in model.parameters())
@@ -133,24 +153,23 @@ def _build(out: Path, recipe: DemoRecipe, log: Callable[[str], None], held_out: 
                            seed=recipe.seed, log_every=max(1, recipe.sft_steps // 5))
     losses = train_sft(model, tokenizer, examples, settings, log=log)
     save_model(model, tokenizer, out)
-    if held_out is None:
-        ds = make_dataset(recipe, "eval", 200)
-        held_out = (ds, list(ds))
-    start = accuracy(model, tokenizer, held_out[0], held_out[1])
+    start = accuracy(model, tokenizer, held_ds, held)
     return dict(recipe_hash=recipe.digest(), recipe_version=RECIPE_VERSION, recipe=asdict(recipe),
                 params=n_params, sft_final_loss=round(losses[-1], 4), start_accuracy=start,
-                eval_size=len(held_out[1]))
+                eval_size=len(held), sft_rows_used=len(rows))
 
 
 def recipe_for(cfg) -> DemoRecipe:
-    """The default recipe on a run config's reasoning-gym task (name and difficulty params)."""
+    """The default recipe on a run config's reasoning-gym task and split (name, difficulty params,
+    size, eval_size, seed)."""
     from shared.config import ReasoningGymTask
     from shared.configio import ConfigError
 
     src = cfg.task.source
     if not isinstance(src, ReasoningGymTask):
         raise ConfigError("task.source: the demo policy is built for a reasoning_gym task")
-    return DemoRecipe(task=src.name, params=dict(src.params), seed=cfg.seed)
+    return DemoRecipe(task=src.name, params=dict(src.params), seed=cfg.seed, run_size=src.size,
+                      eval_size=cfg.task.eval_size)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -164,16 +183,13 @@ def main(args: argparse.Namespace) -> int:
     from shared.configio import load_config
 
     data_dir = Path(args.data_dir or Deployment.from_env().data_dir)
-    recipe, held_out = DemoRecipe(), None
+    recipe = DemoRecipe()
     if args.config:
         cfg = load_config(args.config)
         recipe = recipe_for(cfg)
-        src = cfg.task.source
-        ds, _, entries = run_split(src.name, dict(src.params), src.size, cfg.task.eval_size, cfg.seed)
-        held_out = (ds, entries)
         if Path(cfg.model.path).resolve() != (data_dir / "demo-policy").resolve():
             print(f"note: {args.config} starts from {cfg.model.path}, not {data_dir / 'demo-policy'}")
-    folder = build_demo_policy(data_dir, recipe=recipe, held_out=held_out, log=lambda m: print(m, flush=True))
+    folder = build_demo_policy(data_dir, recipe=recipe, log=lambda m: print(m, flush=True))
     marker = read_marker(folder) or {}
     print(f"{folder}  start accuracy {marker.get('start_accuracy', float('nan')):.3f}")
     return 0

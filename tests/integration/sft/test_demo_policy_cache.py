@@ -4,9 +4,10 @@ recipe keeps this to seconds; the folder is a complete HF model that the sampler
 import json
 from dataclasses import replace
 
-from services.sft.demo_policy import MARKER, DemoRecipe, build_demo_policy
+from services.sft.demo_policy import MARKER, DemoRecipe, build_demo_policy, held_out_of
 
-SMALL = DemoRecipe(sft_rows=300, sft_steps=8, sft_batch=8, hidden=64, layers=1, heads=2, intermediate=128)
+SMALL = DemoRecipe(sft_rows=300, sft_steps=8, sft_batch=8, hidden=64, layers=1, heads=2, intermediate=128,
+                   run_size=300, eval_size=40)
 
 
 def test_built_once_then_reused_then_rebuilt_on_a_new_recipe(tmp_path):
@@ -40,5 +41,8 @@ def test_sft_rows_use_the_samplers_prompt_and_answer_format(tmp_path):
     tok = AutoTokenizer.from_pretrained(folder)
     rows = [json.loads(line) for line in (folder / "sft.jsonl").read_text().splitlines()]
     assert rows[0]["completion"].startswith("<answer>") and rows[0]["completion"].endswith("</answer>")
+    _, held = held_out_of(SMALL)
+    assert {e["question"] for e in held}.isdisjoint(r["prompt"] for r in rows)
+    assert json.loads((folder / MARKER).read_text())["eval_size"] == len(held) == 40
     assert tok.apply_chat_template([{"role": "user", "content": rows[0]["prompt"]}], add_generation_prompt=True,
                                    tokenize=False).endswith("<|assistant|>")

@@ -3,7 +3,7 @@
 from dataclasses import replace
 
 from services.sampler.tasks import load_task
-from services.sft.demo_policy import RECIPE_VERSION, DemoRecipe, recipe_for, run_split
+from services.sft.demo_policy import RECIPE_VERSION, DemoRecipe, held_out_of, recipe_for, run_split, sft_entries
 from shared.configio import load_config
 
 
@@ -12,7 +12,8 @@ def test_digest_is_stable_and_changes_with_the_recipe():
     assert r.digest() == DemoRecipe().digest() and len(r.digest()) == 16
     assert replace(r, sft_steps=r.sft_steps + 1).digest() != r.digest()
     assert replace(r, params={**r.params, "max_digits": 3}).digest() != r.digest()
-    assert RECIPE_VERSION >= 1
+    assert replace(r, eval_size=100).digest() != r.digest()  # another held-out split: other SFT rows
+    assert RECIPE_VERSION >= 2
 
 
 def test_run_split_is_the_samplers_split():
@@ -24,7 +25,29 @@ def test_run_split_is_the_samplers_split():
     assert [e["question"] for e in train] == [p.question for p in tasks.train]
 
 
-def test_recipe_takes_the_configs_task():
-    cfg = load_config("configs/demo-cpu.yaml", ["task.source.params.max_digits=3", "seed=5"])
+def test_run_split_training_holds_no_held_out_question():
+    params = dict(min_terms=2, max_terms=2, min_digits=1, max_digits=1, operators="+")  # 81 questions
+    _, train, held = run_split("basic_arithmetic", params, 500, 20, seed=0)
+    assert len(held) == 20 and train and len(train) < 500
+    assert {e["question"] for e in train}.isdisjoint({e["question"] for e in held})
+
+
+def test_sft_rows_exclude_the_runs_held_out_questions():
+    r = DemoRecipe(params=dict(min_terms=2, max_terms=2, min_digits=1, max_digits=1, operators="+"),
+                   sft_rows=400, run_size=100, eval_size=30)
+    _, held = held_out_of(r)
+    questions = {e["question"] for e in held}
+    rows = sft_entries(r, questions)
+    assert rows and len(rows) < 400, "81 questions: 400 SFT draws must repeat held-out ones"
+    assert questions.isdisjoint(e["question"] for e in rows)
+    assert len(sft_entries(r, set())) == 400
+
+
+def test_recipe_takes_the_configs_task_and_split():
+    cfg = load_config("configs/demo-cpu.yaml", ["task.source.params.max_digits=3", "seed=5", "task.eval_size=50",
+                                                "task.source.size=1000"])
     r = recipe_for(cfg)
     assert r.task == "basic_arithmetic" and r.params["max_digits"] == 3 and r.seed == 5
+    assert (r.run_size, r.eval_size) == (1000, 50)
+    _, held = held_out_of(r)
+    assert [e["question"] for e in held] == [p.question for p in load_task(cfg.task, cfg.seed).eval]
