@@ -91,8 +91,9 @@ class AlgoConfig(Strict):
     """grpo: (r - mean) / (std + eps), unbiased std; mean_only: r - mean; raw: r."""
     advantage_eps: float = Field(default=1e-4, gt=0)
     """Added to the group std (the paper's code uses 1e-4)."""
-    filter_threshold: float = Field(default=0.1, ge=0)
-    """Gradient filtering: keep a sample iff |advantage| > threshold."""
+    filter_threshold: float | None = Field(default=0.1, ge=0)
+    """Gradient filtering: keep a sample iff |advantage| > threshold. None turns filtering off:
+    every sample reaches the learner, zero-advantage ones too (the GRPO baseline's behaviour)."""
     loss_aggregation: Literal["token", "sequence", "dash"] = "dash"
     """token: mean over all tokens; sequence: mean of per-sequence means;
     dash: sum of token losses / (sequences x max completion length), as the paper's code."""

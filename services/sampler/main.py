@@ -54,8 +54,10 @@ def build(cfg: RunConfig, r, run_id: str, metrics, local_dir: Path, backend=None
     writer = StreamWriter(r, keys.rollouts, backlog_key=keys.backlog, max_backlog=cfg.streams.max_backlog,
                           metrics=metrics.stream)
     sampler_id = f"{socket.gethostname()}-{os.getpid()}-shard{s.shard_index}"
+    calls_log = run_dir(cfg, run_id) / f"sampler-{s.shard_index}.jsonl"
+    calls_log.parent.mkdir(parents=True, exist_ok=True)
     finisher = BatchFinisher(writer, cfg.algo, run_id=run_id, sampler_id=sampler_id, metrics=metrics,
-                             should_stop=should_stop)
+                             should_stop=should_stop, calls_log=calls_log)
     evaluator = None
     if s.eval_every > 0 and s.shard_index == 0 and task.eval:
         loop_settings = SamplerLoop.sampling_settings(cfg)

@@ -9,11 +9,14 @@ blocks, then the loop blocks: sampling never runs further ahead than `streams.ma
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from services.sampler.batching import Generated, assemble
@@ -35,8 +38,9 @@ class Pending:
 class BatchFinisher:
     def __init__(self, writer: StreamWriter, algo: AlgoConfig, *, run_id: str, sampler_id: str,
                  metrics: SamplerMetrics | None = None, should_stop: Callable[[], bool] = lambda: False,
-                 on_pushed: Callable[[RolloutBatch], None] | None = None) -> None:
+                 on_pushed: Callable[[RolloutBatch], None] | None = None, calls_log: Path | None = None) -> None:
         self.writer, self.algo, self.run_id, self.sampler_id = writer, algo, run_id, sampler_id
+        self.calls_log = calls_log  # one JSON line per generation call: where the sampler's time went
         self.should_stop = should_stop  # the run's stop condition: a blocked push gives up on it
         self.metrics, self.on_pushed = metrics, on_pushed
         self.latest_stats: dict[str, float] = {}
@@ -99,10 +103,21 @@ class BatchFinisher:
         self.latest_stats = stats
         self._record(stats, scored.failures)
         self.totals.update(samples=int(stats["num_samples"]), samples_kept=int(stats["num_kept"]))
-        if len(batch) and self._push(batch):
+        t0 = time.perf_counter()
+        pushed = bool(len(batch)) and self._push(batch)
+        if pushed:
             self.kept_by_version[batch.policy_version] += len(batch)
             if self.on_pushed:
                 self.on_pushed(batch)
+        self._log_call(batch, stats, pushed, time.perf_counter() - t0)
+
+    def _log_call(self, batch: RolloutBatch, stats: dict[str, float], pushed: bool, push_s: float) -> None:
+        if self.calls_log is None:
+            return
+        line = {"time": time.time(), "policy_version": batch.policy_version, "pushed": pushed, "push_s": push_s,
+                **{k: stats[k] for k in ("generate_s", "score_s", "num_samples", "num_kept", "reward_mean")}}
+        with open(self.calls_log, "a") as f:
+            f.write(json.dumps(line) + "\n")
 
     def _push(self, batch: RolloutBatch) -> bool:
         payload = encode(batch)

@@ -48,6 +48,13 @@ def test_threshold_zero_still_drops_zero_advantage_and_mismatch_is_refused():
         assemble(make_gen(), np.zeros(3), AlgoConfig(), run_id="r", sampler_id="s")
 
 
+def test_filtering_off_keeps_every_sample_zero_advantage_too():
+    batch, stats = assemble(make_gen(), np.array([1.0, 0.0, 1.0, 1.0]), AlgoConfig(filter_threshold=None),
+                            run_id="r", sampler_id="s")
+    assert len(batch) == 4 and stats["kept_fraction"] == 1.0
+    assert batch.advantages[2:].tolist() == [0.0, 0.0]  # the flat group rides along, carrying no gradient
+
+
 def test_eval_due_when_crossing_a_multiple():
     assert due(0, None, 5) and not due(0, None, 0)
     assert not due(4, 0, 5) and due(5, 0, 5) and due(7, 3, 5) and not due(9, 5, 5)

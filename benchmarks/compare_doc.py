@@ -1,0 +1,108 @@
+"""The comparison benchmark's write-up: the table, the plot (docs/img/compare.png) and the
+"## DASH vs GRPO vs TRL" section of docs/benchmarks.md (other sections are left alone)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from compare_analysis import Result, fmt_s, ratio
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "benchmarks.md"
+PLOT = ROOT / "docs" / "img" / "compare.png"
+HEADING = "## DASH vs GRPO vs TRL"
+
+
+def machine() -> str:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor() or "?")
+    return f"{os.cpu_count()} x {cpu}, Python {platform.python_version()}"
+
+
+def table(results: list[Result], limit: float) -> list[str]:
+    by = {r.name: r for r in results}
+    base, trl = by.get("grpo-paper"), by.get("trl")
+    rows = ["| entry | time to target (s) | vs paper GRPO | vs TRL | start | final | best | steps | samples "
+            "backpropagated | inference s | backprop s | learner waiting s |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        s = r.seconds
+        pct = lambda x: "-" if x is None else f"{x:.1%}"  # noqa: E731
+        rows.append(
+            f"| {r.name} | {fmt_s(r.time_to_target_s, limit)} "
+            f"| {ratio(r.time_to_target_s, base.time_to_target_s if base else None, limit if base else None)} "
+            f"| {ratio(r.time_to_target_s, trl.time_to_target_s if trl else None, limit if trl else None)} "
+            f"| {pct(r.start_accuracy)} | {pct(r.final_accuracy)} | {pct(r.best_accuracy)} | {r.steps} | {r.samples} "
+            f"| {s.get('inference', 0):.0f} | {s.get('backprop', 0):.0f} | {s.get('waiting', 0):.0f} |")
+    return rows
+
+
+def plot(results: list[Result], target: float, path: Path = PLOT) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), constrained_layout=True)
+    for r in results:
+        if r.curve:
+            ax.plot([t for t, _ in r.curve], [a * 100 for _, a in r.curve], marker=".", label=r.name)
+    ax.axhline(target * 100, color="grey", linestyle="--", linewidth=1, label=f"target {target:.0%}")
+    ax.set_xlabel("training wall-clock seconds (held-out evaluation excluded)")
+    ax.set_ylabel("held-out greedy accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def section(results: list[Result], args, out: Path, load_before: str) -> str:
+    argv = " ".join(["benchmarks/compare.py", *sys.argv[1:]])
+    lines = [
+        HEADING, "",
+        f"`.venv/bin/python {argv}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, on {machine()}; "
+        f"load average before: {load_before}, after: {loadavg()}. Base config `{args.config}`, seed {args.seed}, "
+        f"target {args.target:.0%} held-out greedy accuracy, at most {args.time_limit:.0f} s of training per entry, "
+        f"micro-batch {args.micro_batch}, evaluation every {args.eval_every} steps. Raw results: "
+        f"`{out.relative_to(ROOT)}/results.json` (not committed).", "",
+        *table(results, args.time_limit), "",
+        f"![held-out accuracy against training time]({PLOT.relative_to(DOCS.parent)})", "",
+        "- Time to target: training wall-clock from the end of the first held-out evaluation (engine start-up "
+        "excluded for every entry), with evaluation time taken off; a version counts from the moment the "
+        "learner made it. '> N': not reached within the limit; a ratio against an entry that never got there "
+        "is an upper bound ('< x').",
+        "- inference: the sampler's generation calls (TRL: generation and scoring); backprop: forward, backward "
+        "and optimizer (the KL reference forward included); learner waiting: the learner idle for rollouts. "
+        "Synchronous entries wait for their own inference; the asynchronous one overlaps the two.",
+        "- Each entry: " + "; ".join(f"**{r.name}**: {r.notes}" for r in results), "",
+    ]
+    return "\n".join(lines)
+
+
+def loadavg() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def write_section(text: str, path: Path = DOCS) -> None:
+    doc = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    lines = doc.splitlines(keepends=True)
+    start = next((i for i, ln in enumerate(lines) if ln.strip() == HEADING), None)
+    if start is None:
+        doc = doc.rstrip("\n") + "\n\n" + text
+    else:
+        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
+        doc = "".join(lines[:start]) + text + ("\n" if end < len(lines) else "") + "".join(lines[end:])
+    path.write_text(doc)
+
+
+def write_doc(results: list[Result], args, out: Path) -> None:
+    load_before = getattr(args, "load_before", "?")
+    plot(results, args.target)
+    write_section(section(results, args, out, load_before))
+    subprocess.run(["git", "-C", str(ROOT), "status", "--short", str(DOCS)], check=False)
