@@ -9,6 +9,7 @@ import uuid
 import msgpack
 import numpy as np
 import pytest
+import redis
 from prometheus_client import CollectorRegistry
 
 from shared.keys import PAYLOAD_FIELD, RunKeys
@@ -280,3 +281,40 @@ def test_restarted_consumer_dead_letters_its_deleted_pending_entry(rig):
     assert record[b"category"] == b"deleted" and record[b"entry_id"] == ids[0].encode()
     again.ack(ids[1:])
     assert again.backlog() == 0 and again.pending() == 0
+
+
+def test_busy_reader_reclaims_after_the_idle_timeout_without_scanning_every_read(redis_client):
+    """A reader that always finds new entries never reads empty, yet still picks up a dead
+    consumer's entries once they idled claim_idle_ms; it scans at most every claim_idle_ms / 4."""
+    rig = Rig(redis_client, claim_idle_ms=300)
+    w, dead, busy = rig.writer(max_backlog=100), rig.reader("dead"), rig.reader("busy")
+    lost = [w.write(stop(f"lost-{i}")) for i in range(2)]
+    assert len(dead.read(2, block_ms=0)) == 2  # delivered, never acked: "dead" died
+    redis_client.config_resetstat()
+    t0, reads, got = time.monotonic(), 0, []
+    while not set(lost) <= {d.entry_id for d in got}:
+        assert time.monotonic() - t0 < 10, "never reclaimed"
+        w.write(stop(f"new-{reads}"))  # there is always a new entry to read
+        batch = busy.read(1, block_ms=0)
+        assert len(batch) == 1
+        busy.ack([d.entry_id for d in batch])
+        got += batch
+        reads += 1
+    elapsed = time.monotonic() - t0
+    assert elapsed >= 0.25  # not before the entries idled (about) claim_idle_ms
+    scans = int(redis_client.info("commandstats").get("cmdstat_xautoclaim", {}).get("calls", 0))
+    assert 1 <= scans <= elapsed / 0.075 + 3 and scans < reads
+    assert [d.message.reason for d in got if d.entry_id in lost] == ["msg-lost-0", "msg-lost-1"]
+    assert rig.metric("reclaimed_total") == 2
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_round_trip_over_resp2_and_resp3(redis_proc, protocol):
+    r = redis.Redis(port=redis_proc.port, protocol=protocol)
+    rig = Rig(r)
+    w, rd = rig.writer(), rig.reader()
+    assert rd.read(2, block_ms=10) == []  # a blocking read that times out: empty, not an error
+    ids = [w.write(stop(i)) for i in range(3)]
+    got = rd.read(2, block_ms=0)
+    assert [d.entry_id for d in got] == ids[:2] and [d.message.reason for d in got] == ["msg-0", "msg-1"]
+    assert rd.ack(ids) == 2 and rig.counters() == (3, 2)
