@@ -11,7 +11,6 @@ limits, and raises `ProtocolError` (and only that) on anything else. No pickle a
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, ClassVar, Iterator
@@ -19,16 +18,19 @@ from typing import Any, ClassVar, Iterator
 import msgpack
 import numpy as np
 
+from shared.wire_fields import Fields as _Fields
+from shared.wire_fields import ProtocolError
+from shared.wire_fields import pack_array as _pack
+
+__all__ = ["ProtocolError", "FinishReason", "Sample", "RolloutBatch", "WeightsPublished", "RunAssignment",
+           "StopRun", "Heartbeat", "Message", "KINDS", "encode", "decode", "SCHEMA_VERSION"]
+
 SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 MAX_SAMPLES = 1 << 16
 MAX_SEQUENCE_TOKENS = 1 << 20
 TOKEN_DTYPE = np.dtype("<i4")
 FLOAT_DTYPE = np.dtype("<f4")
-
-
-class ProtocolError(ValueError):
-    """Bytes that are not a valid message of a known kind and schema version."""
 
 
 class FinishReason(IntEnum):
@@ -332,74 +334,3 @@ def decode(data: bytes, expect: type | None = None) -> Message:
         raise ProtocolError(f"{kind}: {err}") from None
     body.reject_unknown()
     return msg
-
-
-def _pack(arr: np.ndarray, dtype: np.dtype) -> bytes:
-    return np.ascontiguousarray(arr, dtype=dtype).tobytes()
-
-
-class _Fields:
-    """Typed access to a decoded map; every getter raises ProtocolError naming the field."""
-
-    def __init__(self, obj: dict[str, Any], where: str) -> None:
-        self.obj, self.where, self.seen = obj, where, set()
-
-    def _get(self, name: str) -> Any:
-        if name not in self.obj:
-            raise ProtocolError(f"{self.where}.{name}: missing")
-        self.seen.add(name)
-        return self.obj[name]
-
-    def _bad(self, name: str, what: str) -> ProtocolError:
-        return ProtocolError(f"{self.where}.{name}: {what}")
-
-    def str(self, name: str) -> str:
-        v = self._get(name)
-        if not isinstance(v, str) or len(v) > 4096:
-            raise self._bad(name, "expected a string of at most 4096 characters")
-        return v
-
-    def int(self, name: str, minimum: int | None = None) -> int:
-        v = self._get(name)
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise self._bad(name, f"expected an integer, got {type(v).__name__}")
-        if minimum is not None and v < minimum:
-            raise self._bad(name, f"must be >= {minimum}")
-        return v
-
-    def float(self, name: str) -> float:
-        v = self._get(name)
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
-            raise self._bad(name, "expected a finite number")
-        return float(v)
-
-    def map(self, name: str) -> dict[str, Any]:
-        v = self._get(name)
-        if not isinstance(v, dict):
-            raise self._bad(name, "expected a map")
-        return v
-
-    def float_map(self, name: str) -> dict[str, float]:
-        v = self.map(name)
-        if len(v) > 256 or not all(
-            isinstance(k, str) and isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-            for k, x in v.items()
-        ):
-            raise self._bad(name, "expected at most 256 finite numbers keyed by strings")
-        return {k: float(x) for k, x in v.items()}
-
-    def array(self, name: str, dtype: np.dtype, length: int | None = None) -> np.ndarray:
-        v = self._get(name)
-        if not isinstance(v, bytes):
-            raise self._bad(name, f"expected packed {dtype.str} bytes, got {type(v).__name__}")
-        if len(v) % dtype.itemsize:
-            raise self._bad(name, f"{len(v)} bytes is not a whole number of {dtype.str} items")
-        arr = np.frombuffer(v, dtype=dtype)
-        if length is not None and arr.shape[0] != length:
-            raise self._bad(name, f"expected {length} items, got {arr.shape[0]}")
-        return arr
-
-    def reject_unknown(self) -> None:
-        extra = sorted(set(self.obj) - self.seen)
-        if extra:
-            raise ProtocolError(f"{self.where}: unknown fields {extra}")
