@@ -48,21 +48,33 @@ class RunSummary:
     steps: int
     start_accuracy: float | None
     final_accuracy: float | None
+    """The last eval: one point of a noisy curve."""
     wall_time_s: float | None
+    last3_mean: float | None = None
+    """Mean of the last three evals after the start (fewer when the run had fewer)."""
+    best_accuracy: float | None = None
+    """The best eval after the start: picked after the fact, so biased upwards."""
 
     def lines(self) -> list[str]:
         acc = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
         wall = "n/a" if self.wall_time_s is None else f"{self.wall_time_s:.0f}s"
-        return [f"learner steps: {self.steps}", f"eval accuracy: {acc(self.start_accuracy)} at the start -> "
-                f"{acc(self.final_accuracy)} at the end", f"wall time: {wall}"]
+        out = [f"learner steps: {self.steps}", f"eval accuracy: {acc(self.start_accuracy)} at the start -> "
+               f"{acc(self.final_accuracy)} at the end"]
+        if self.last3_mean is not None:
+            out.append(f"  (one eval is noisy: mean of the last 3 evals {acc(self.last3_mean)}, "
+                       f"best eval {acc(self.best_accuracy)})")
+        return out + [f"wall time: {wall}"]
 
 
 def summarize_run(folder: Path, started_at: float | None, ended_at: float | None) -> RunSummary:
     steps = read_jsonl(folder / "metrics.jsonl")
     evals = column(read_jsonl(folder / "eval.jsonl"), ACCURACY_KEYS)
     wall = ended_at - started_at if started_at and ended_at else None
+    after = [v for _, v in evals[1:]]
     return RunSummary(steps=len(steps), start_accuracy=evals[0][1] if evals else None,
-                      final_accuracy=evals[-1][1] if len(evals) > 1 else None, wall_time_s=wall)
+                      final_accuracy=after[-1] if after else None, wall_time_s=wall,
+                      last3_mean=sum(after[-3:]) / len(after[-3:]) if after else None,
+                      best_accuracy=max(after) if after else None)
 
 
 def write_report(folder: Path, started_at: float | None = None,

@@ -48,6 +48,17 @@ def test_report_and_summary(tmp_path):
     s = summarize_run(tmp_path, 1000.0, 1100.0)
     assert (s.steps, s.start_accuracy, round(s.final_accuracy, 3), s.wall_time_s) == (5, 0.1, 0.5, 100.0)
     assert "0.100 at the start -> 0.500 at the end" in "\n".join(s.lines())
+    assert (round(s.last3_mean, 3), round(s.best_accuracy, 3)) == (0.4, 0.5)  # the start is not averaged in
+
+
+def test_summary_shows_the_mean_of_the_last_three_evals_and_the_best(tmp_path):
+    accs = [0.05, 0.30, 0.42, 0.38, 0.33]
+    write_rows(tmp_path / "eval.jsonl", [{"version": 10 * i, "time": 1000 + i, "greedy_accuracy": a}
+                                         for i, a in enumerate(accs)])
+    s = summarize_run(tmp_path, 1000.0, 1010.0)
+    assert (s.start_accuracy, s.final_accuracy, s.best_accuracy) == (0.05, 0.33, 0.42)
+    assert abs(s.last3_mean - (0.42 + 0.38 + 0.33) / 3) < 1e-9
+    assert "mean of the last 3 evals 0.377, best eval 0.420" in "\n".join(s.lines())
 
 
 def test_report_without_metrics(tmp_path):
