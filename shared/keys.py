@@ -34,7 +34,8 @@ class RunKeys:
 
     @property
     def backlog(self) -> str:
-        """Hash {produced, committed}: entries written vs acked, for back-pressure."""
+        """Hash {produced, committed}: entries written vs acked, for back-pressure. Writers also
+        INCR `<backlog>:writes`, the key they WATCH (`shared.streams_writer`)."""
         return self._k("backlog")
 
     @property

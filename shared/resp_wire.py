@@ -96,19 +96,30 @@ def parse_reply(buf: bytearray, pos: int, end: int) -> tuple[Any, int]:
 
 
 class Wire:
-    """Pipelined calls on a client's pooled connections, replies parsed from one reused buffer."""
+    """Pipelined calls on a client's pooled connections, replies parsed from one reused buffer.
 
-    def __init__(self, r: redis.Redis) -> None:
-        self.pool = r.connection_pool
+    `dedicated=True` keeps one connection of its own (not the pool's) for this Wire's life, so state
+    kept on it between calls (a WATCH) survives; `WireConnection.socket` tells whether it is
+    still the same server session (a reconnect gives a new socket). Health-check PINGs are off
+    on it: they could reconnect silently and drop that state."""
+
+    def __init__(self, r: redis.Redis, *, dedicated: bool = False) -> None:
+        self.pool, self.dedicated = r.connection_pool, dedicated
         self._buf = bytearray(1 << 16)
         self._lock = threading.Lock()  # one buffer: one call at a time per Wire
+        self._own: redis.connection.AbstractConnection | None = None
 
     @contextmanager
     def connection(self) -> Iterator["WireConnection"]:
-        """A pooled connection for one or more `call`s (a WATCH ... EXEC spans two); dropped,
-        not reused, if anything raises while it is held."""
+        """A connection for one or more `call`s (a WATCH ... EXEC spans two); disconnected, so
+        never reused mid-reply, if anything raises while it is held."""
         with self._lock:
-            conn = self.pool.get_connection()
+            if self.dedicated:
+                if self._own is None:  # not the pool's: closed when this Wire is dropped
+                    self._own = self.pool.connection_class(**self.pool.connection_kwargs)
+                conn = self._own
+            else:
+                conn = self.pool.get_connection()
             try:
                 yield WireConnection(self, conn)
             except BaseException:
@@ -117,7 +128,14 @@ class Wire:
             finally:
                 if len(self._buf) > _KEEP_BYTES:
                     self._buf = bytearray(1 << 16)
-                self.pool.release(conn)
+                if not self.dedicated:
+                    self.pool.release(conn)
+
+    def close(self) -> None:
+        """Close a dedicated connection (it reconnects if used again)."""
+        with self._lock:
+            if self._own is not None:
+                self._own.disconnect()
 
     def call(self, *commands: tuple, extra_timeout_s: float = 0.0) -> list[Any]:
         """Send `commands` in one write and return their replies (errors as instances)."""
@@ -129,9 +147,16 @@ class WireConnection:
     def __init__(self, wire: Wire, conn: redis.connection.AbstractConnection) -> None:
         self.wire, self.conn = wire, conn
 
+    @property
+    def socket(self) -> socket.socket:
+        """The connection's socket, connecting first if it is not connected."""
+        if self.conn._sock is None:
+            self.conn.connect()
+        return self.conn._sock
+
     def call(self, *commands: tuple, extra_timeout_s: float = 0.0) -> list[Any]:
         """`extra_timeout_s` lengthens the socket timeout for commands that block (XREADGROUP BLOCK)."""
-        self.conn.send_packed_command(self.conn.pack_commands(commands))
+        self.conn.send_packed_command(self.conn.pack_commands(commands), check_health=not self.wire.dedicated)
         sock = self.conn._sock  # connected by send_packed_command
         if sock is None:
             raise redis.ConnectionError("connection closed while sending")

@@ -7,13 +7,14 @@ module is the import path; the writer lives in `shared.streams_writer`, the read
 Invariants (the "nothing lost" rules):
 - One consumer group per work stream. `StreamReader.ack` acks AND deletes the entry (one Lua
   script), so the stream holds exactly the entries not yet committed: XLEN == produced - committed.
-- `StreamWriter.write` checks the backlog and XADDs in one optimistic transaction (WATCH the
-  counters and read them in one round trip, then MULTI/XADD/HINCRBY/EXEC in a second; retried
-  when an ack or another writer got in between), so the backlog never exceeds `max_backlog`,
-  whatever the number of writers. (Not Lua: passing a 1.2 MB payload into a script cost 2-6 ms
-  against 0.5 ms for a plain XADD.) XADD still carries an exact `MAXLEN = max_backlog + slack`
-  as a safety net that can only fire if the counters were tampered with; a trim is reported,
-  logged and counted.
+- `StreamWriter.write` checks the backlog and XADDs in one optimistic transaction: WATCH
+  `<backlog>:writes` (bumped by every write, in the same MULTI as its XADD and HINCRBY
+  produced), read the counters, MULTI/XADD/EXEC only if there is room; EXEC aborts if another
+  writer got in between. Acks only raise `committed`, so counters read earlier can only
+  understate the room: the backlog never exceeds `max_backlog`, whatever the number of writers.
+  (Not Lua: passing a 1.2 MB payload into a script cost 2-6 ms against 0.5 ms for a plain XADD.)
+  XADD still carries an exact `MAXLEN = max_backlog + slack` as a safety net that can only fire
+  if the counters were tampered with; a trim is reported, logged and counted.
 - Delivery is at-least-once: an entry delivered to a consumer that died is reclaimed by another
   after `claim_idle_ms`; a write retried after a lost reply may be stored twice. Consumers make
   their commit idempotent (the learner keys it by `batch_id` in `RunKeys.trained`).

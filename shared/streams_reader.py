@@ -223,11 +223,20 @@ class StreamReader:
         pending. `committed` grows by exactly that number, so a repeated ack counts once."""
         if not entry_ids:
             return 0
-        acked, backlog = self._retry(
-            lambda: self._ack_script(keys=[self.stream, self.backlog_key], args=[self.group, *entry_ids]), "ack")
+        acked, backlog = self._retry(lambda: self._ack_once(entry_ids), "ack")
         if self.metrics is not None:
             self.metrics.pending.set(backlog)
         return int(acked)
+
+    def _ack_once(self, entry_ids: list[str]) -> list[int]:
+        """EVALSHA through the wire; redis-py's Script (which loads it) only if Redis lost it."""
+        keys, args = [self.stream, self.backlog_key], [self.group, *entry_ids]
+        (resp,) = self.wire.call(("EVALSHA", self._ack_script.sha, len(keys), *keys, *args))
+        if isinstance(resp, redis.exceptions.NoScriptError):
+            return self._ack_script(keys=keys, args=args)
+        if isinstance(resp, Exception):
+            raise resp
+        return resp
 
     def pending(self) -> int:
         """Entries delivered to this group (any consumer) and not acked yet."""

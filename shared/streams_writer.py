@@ -47,18 +47,27 @@ def raise_errors(replies: list[Any]) -> list[Any]:
 class StreamWriter:
     """Appends payloads to a work stream, waiting while `max_backlog` entries are uncommitted.
 
-    One write is two round trips on one connection: WATCH + HMGET of the counters, then
-    MULTI / XLEN / XADD / HINCRBY produced / XLEN / EXEC (EXEC aborts, and the write is tried
-    again, if an ack or another writer changed the counters in between)."""
+    The bound is kept by an optimistic transaction on a connection of the writer's own: WATCH
+    `<backlog_key>:writes` (which only writers change, INCR in the same MULTI as their XADD),
+    read the counters, then MULTI / XADD / HINCRBY produced / INCR writes / EXEC only if
+    produced - committed < max_backlog. EXEC aborts (and the write is decided again) if another
+    writer got in between. Acks raise `committed` without aborting anything: a committed value
+    read earlier is a lower bound, so a decision taken on it can only be too cautious (it is then
+    re-read before the writer waits). Every EXEC is followed, in the same round trip, by the next
+    WATCH and counter read, so a steady single writer pays one round trip per write.
+    """
 
     def __init__(self, r: redis.Redis, stream: str, *, backlog_key: str, max_backlog: int,
                  metrics: StreamMetrics | None = None, poll_s: float = 0.05) -> None:
         if max_backlog < 1:
             raise ValueError("max_backlog must be >= 1")
         self.r, self.stream, self.backlog_key = r, stream, backlog_key
+        self.writes_key = f"{backlog_key}:writes"
         self.max_backlog, self.metrics, self.poll_s = max_backlog, metrics, poll_s
         self.maxlen = max_backlog + backlog_slack(max_backlog)
-        self.wire = Wire(r)
+        self.wire = Wire(r, dedicated=True)
+        # (socket, produced, committed) read after a WATCH still armed on that socket, or None.
+        self._watched: tuple[object, int, int] | None = None
 
     def write(self, payload: bytes, *, timeout: float | None = None) -> str:
         """XADD `payload` once the backlog has room; returns the entry id."""
@@ -85,24 +94,47 @@ class StreamWriter:
 
     def _try_write(self, payload: bytes) -> tuple[str | None, int]:
         """(entry id, backlog before) if there was room, else (None, backlog)."""
-        key, stream = self.backlog_key, self.stream
-        with self.wire.connection() as conn:
-            while True:
-                _, (produced, committed) = raise_errors(
-                    conn.call(("WATCH", key), ("HMGET", key, "produced", "committed")))
-                backlog = int(produced or 0) - int(committed or 0)
-                if backlog >= self.max_backlog:
-                    raise_errors(conn.call(("UNWATCH",)))
+        try:
+            with self.wire.connection() as conn:
+                return self._write_on(conn, payload)
+        except BaseException:
+            self._watched = None  # the connection was dropped, and its WATCH with it
+            raise
+
+    def _write_on(self, conn, payload: bytes) -> tuple[str | None, int]:
+        fresh = False
+        while True:
+            if self._watched is None or self._watched[0] is not conn.socket:
+                self._watched = self._watch(conn, conn.call(("WATCH", self.writes_key), *self._counters()))
+                fresh = True
+            _, produced, committed = self._watched
+            backlog = produced - committed
+            if backlog >= self.max_backlog:
+                if fresh:
                     return None, backlog
-                replies = raise_errors(conn.call(
-                    ("MULTI",), ("XLEN", stream),
-                    ("XADD", stream, "MAXLEN", "=", self.maxlen, "*", PAYLOAD_FIELD, payload),
-                    ("HINCRBY", key, "produced", 1), ("XLEN", stream), ("EXEC",)))
-                if replies[-1] is None:
-                    continue  # the counters changed since we read them (EXEC aborted): look again
-                before, entry_id, _produced, after = replies[-1]
-                self._report_trim(before + 1 - after)
-                return entry_id.decode(), backlog
+                self._watched = None  # committed may have moved since it was read: look again
+                continue
+            replies = conn.call(
+                ("MULTI",), ("XLEN", self.stream),
+                ("XADD", self.stream, "MAXLEN", "=", self.maxlen, "*", PAYLOAD_FIELD, payload),
+                ("HINCRBY", self.backlog_key, "produced", 1), ("INCR", self.writes_key), ("XLEN", self.stream),
+                ("EXEC",), ("WATCH", self.writes_key), *self._counters())
+            self._watched = self._watch(conn, replies[-2:])  # armed for the next write
+            if raise_errors(replies[:7])[6] is None:
+                fresh = True
+                continue  # another writer wrote since our WATCH (EXEC aborted): decide again
+            before, entry_id, _produced, _writes, after = replies[6]
+            self._report_trim(before + 1 - after)
+            return entry_id.decode(), backlog
+
+    def _counters(self) -> tuple[tuple, ...]:
+        return (("HMGET", self.backlog_key, "produced", "committed"),)
+
+    @staticmethod
+    def _watch(conn, replies: list) -> tuple[object, int, int]:
+        """(socket, produced, committed) from the replies of WATCH + HMGET sent on `conn`."""
+        _, (produced, committed) = raise_errors(replies)
+        return conn.socket, int(produced or 0), int(committed or 0)
 
     def _report_trim(self, trimmed: int) -> None:
         if trimmed > 0:

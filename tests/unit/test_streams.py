@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 import uuid
@@ -318,3 +319,56 @@ def test_round_trip_over_resp2_and_resp3(redis_proc, protocol):
     got = rd.read(2, block_ms=0)
     assert [d.entry_id for d in got] == ids[:2] and [d.message.reason for d in got] == ["msg-0", "msg-1"]
     assert rd.ack(ids) == 2 and rig.counters() == (3, 2)
+
+
+def test_ack_survives_a_flushed_script_cache(rig):
+    """After a Redis restart the ack script is gone (NOSCRIPT): the ack loads it and still counts."""
+    w, rd = rig.writer(), rig.reader()
+    ids = [w.write(stop(i)) for i in range(2)]
+    rd.read(2, block_ms=0)
+    assert rd.ack(ids[:1]) == 1
+    rig.r.script_flush()
+    assert rd.ack(ids) == 1 and rig.counters() == (2, 2) and rig.r.xlen(rig.keys.rollouts) == 0
+
+
+def test_writer_rereads_counters_an_ack_made_stale_before_waiting(rig):
+    w, rd = rig.writer(max_backlog=2), rig.reader()
+    w.write(stop(0))
+    w.write(stop(1))  # the writer now holds counters saying the backlog is full
+    [d] = rd.read(1, block_ms=0)
+    assert rd.ack([d.entry_id]) == 1
+    w.write(stop(2), timeout=0)  # no wait: it looks again before concluding there is no room
+    assert rig.counters() == (3, 1) and rig.r.xlen(rig.keys.rollouts) == 2
+
+
+def test_another_writers_write_aborts_a_decision_taken_on_old_counters(rig):
+    """w1 holds counters saying there is room for one more; w2 takes that room; w1's
+    transaction must abort and w1 must then find the stream full."""
+    w1, w2 = rig.writer(max_backlog=2), rig.writer(max_backlog=2)
+    w1.write(stop(0))
+    w2.write(stop(1))
+    with pytest.raises(BackpressureTimeout):
+        w1.write(stop(2), timeout=0)
+    assert rig.r.xlen(rig.keys.rollouts) == 2 and rig.counters() == (2, 0)
+
+
+def test_writer_whose_connection_was_killed_decides_on_fresh_counters(rig):
+    w1, w2 = rig.writer(max_backlog=2), rig.writer(max_backlog=2)
+    w1.write(stop(0))
+    (mine,) = w1.wire.call(("CLIENT", "ID"))
+    rig.r.execute_command("CLIENT", "KILL", "ID", mine)  # its WATCH dies with it
+    w2.write(stop(1))
+    with pytest.raises(BackpressureTimeout):
+        w1.write(stop(2), timeout=0)
+    assert rig.r.xlen(rig.keys.rollouts) == 2 and rig.counters() == (2, 0)
+    assert rig.metric("redis_errors_total") >= 1  # the dead connection was noticed and retried
+
+
+def test_a_dropped_writer_closes_its_connection(rig):
+    w = rig.writer()
+    w.write(stop(0))
+    (mine,) = w.wire.call(("CLIENT", "ID"))
+    assert str(mine) in {c["id"] for c in rig.r.client_list()}
+    del w
+    gc.collect()
+    assert str(mine) not in {c["id"] for c in rig.r.client_list()}
