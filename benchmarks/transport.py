@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 from shared.keys import RunKeys  # noqa: E402
 from shared.protocol import RolloutBatch, decode, encode  # noqa: E402
 from shared.streams import StreamReader, StreamWriter, connect  # noqa: E402
+from transport_doc import markdown, write_section  # noqa: E402
 
-DOCS = ROOT / "docs" / "benchmarks.md"
 
 
 def realistic_batch(n: int = 256, prompt: int = 128, completion: int = 512, seed: int = 0) -> RolloutBatch:
@@ -83,9 +83,11 @@ def free_port() -> int:
 
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen, int]:
+    """A private redis-server on a free TCP port, also listening on `workdir`/redis.sock."""
     port = free_port()
     proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
-                             "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+                             "127.0.0.1", "--unixsocket", str(workdir / "redis.sock"), "--save", "",
+                             "--appendonly", "no", "--dir", str(workdir)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     r = connect(f"redis://127.0.0.1:{port}/0")
     deadline = time.monotonic() + 10
@@ -154,15 +156,17 @@ def bench_streaming(url: str, payload: bytes, n: int, tag: str) -> dict:
     return {"batches_s": (n - 1) / dt, "mb_s": (n - 1) * len(payload) / dt / 1e6}
 
 
-def redis_benchmark(port: int, size: int, n: int, clients: int = 1) -> tuple[dict, list[str]]:
-    """One run of `redis-benchmark -t set,get`: requests/s of each."""
-    cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "set,get", "-d", str(size),
+def redis_benchmark(server: list[str], size: int, n: int, clients: int = 1) -> tuple[dict, list[str]]:
+    """One run of `redis-benchmark -t set,get` against `server` (["-h", host, "-p", port] or
+    ["-s", socket path]): requests/s of each."""
+    cmd = ["redis-benchmark", *server, "-t", "set,get", "-d", str(size),
            "-n", str(n), "-c", str(clients), "--csv"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600).stdout
     return {row[0]: float(row[1]) for row in csv.reader(io.StringIO(out)) if row and row[0] in ("SET", "GET")}, cmd
 
 
-def transport_vs_redis(url: str, port: int, payload: bytes, rounds: int, bench_n: int, tag: str) -> tuple[dict, list]:
+def transport_vs_redis(url: str, server: list[str], payload: bytes, rounds: int, bench_n: int,
+                       tag: str) -> tuple[dict, list]:
     """Our round trip, redis-py SET+GET and redis-benchmark, interleaved `REPEATS` times so all
     three meet the same background load; best of each."""
     ours, plain = round_trip_fn(url, payload, tag), redis_py_fn(url, payload)
@@ -170,7 +174,7 @@ def transport_vs_redis(url: str, port: int, payload: bytes, rounds: int, bench_n
     for _ in range(REPEATS):
         best["ours"] = min(best["ours"], timed(ours, rounds, repeats=1))
         best["plain"] = min(best["plain"], timed(plain, rounds, repeats=1))
-        rows, cmd = redis_benchmark(port, len(payload), bench_n)
+        rows, cmd = redis_benchmark(server, len(payload), bench_n)
         best["SET"], best["GET"] = max(best["SET"], rows["SET"]), max(best["GET"], rows["GET"])
     inout = 1 / (1 / best["SET"] + 1 / best["GET"])
     mb = len(payload) / 1e6
@@ -191,33 +195,53 @@ def machine() -> dict:
 
 REPEATS = 5
 TRIALS = 5
+UNIX_TRIALS = 3
 CASES = {  # name -> (samples, prompt tokens, completion tokens, codec/round-trip rounds, redis-benchmark -n)
     "realistic 256x(128+512)": (256, 128, 512, 40, 200),
     "small 8x(32+64)": (8, 32, 64, 400, 4000),
 }
 
 
+def server_us(url: str) -> dict[str, float]:
+    """Server-side microseconds per call (INFO commandstats) of the commands that move payloads."""
+    stats = connect(url).info("commandstats")
+    return {name: stats[f"cmdstat_{name}"]["usec_per_call"] for name in ("xadd", "xreadgroup", "evalsha", "set", "get")
+            if f"cmdstat_{name}" in stats}
+
+
+def trials(url: str, server: list[str], payload: bytes, rounds: int, bench_n: int, tag: str,
+           n: int) -> tuple[dict, list[float], list[str]]:
+    """`n` trials of `transport_vs_redis`: the median trial and every ratio, ascending."""
+    out = []
+    for t in range(n):  # the median trial goes in the table; all ratios are listed
+        compared, cmd = transport_vs_redis(url, server, payload, rounds, bench_n, f"{tag}-{t}")
+        out.append((compared["round_trip"]["mb_s"] / compared["redis_benchmark"]["inout_mb_s"], compared))
+    out.sort(key=lambda x: x[0])
+    return out[len(out) // 2][1], [round(x, 2) for x, _ in out], cmd
+
+
 def run(rounds_scale: float) -> tuple[list[dict], list[list[str]]]:
     results, commands = [], []
     with tempfile.TemporaryDirectory() as tmp:
         proc, port = start_redis(Path(tmp))
-        url = f"redis://127.0.0.1:{port}/0"
+        url, tcp = f"redis://127.0.0.1:{port}/0", ["-h", "127.0.0.1", "-p", str(port)]
         try:
             for i, (name, (n, p, c, rounds, bench_n)) in enumerate(CASES.items()):
                 rounds = max(3, int(rounds * rounds_scale))
+                bench_n = max(50, int(bench_n * rounds_scale))
                 batch = realistic_batch(n, p, c)
                 payload = encode(batch)
+                connect(url).config_resetstat()
                 row = {"case": name, "codec": bench_codec(batch, rounds),
                        "streaming": bench_streaming(url, payload, rounds * 3, str(i))}
-                trials = []
-                for t in range(TRIALS):  # the median trial goes in the table; all ratios are listed
-                    compared, cmd = transport_vs_redis(url, port, payload, rounds,
-                                                       max(50, int(bench_n * rounds_scale)), f"{i}-{t}")
-                    trials.append((compared["round_trip"]["mb_s"] / compared["redis_benchmark"]["inout_mb_s"], compared))
-                trials.sort(key=lambda x: x[0])
-                row.update(trials[len(trials) // 2][1])
-                row["ratios"] = [round(x, 2) for x, _ in trials]
+                median, row["ratios"], cmd = trials(url, tcp, payload, rounds, bench_n, str(i), TRIALS)
+                row.update(median)
                 commands.append(cmd)
+                row["server_us"] = server_us(url)
+                if i == 0:  # the same comparison over the server's unix socket, both sides
+                    sock = str(Path(tmp) / "redis.sock")
+                    _, row["unix_ratios"], _ = trials(f"unix://{sock}?db=0", ["-s", sock], payload, rounds,
+                                                      bench_n, "u", UNIX_TRIALS)
                 results.append(row)
                 print(f"{name}: {row}", flush=True)
         finally:
@@ -226,89 +250,19 @@ def run(rounds_scale: float) -> tuple[list[dict], list[list[str]]]:
     return results, commands
 
 
-def markdown(results: list[dict], commands: list[list[str]], info: dict, argv: list[str]) -> str:
-    load = ", ".join(f"{x:.2f}" for x in info["load"])
-    lines = [
-        "## Transport", "",
-        f"Measured {info['date']} on {info['nproc']} CPUs ({info['cpu']}), load average before the run "
-        f"{load} (1/5/15 min; other agents share this box), redis-server {info['redis']} on 127.0.0.1 TCP "
-        f"without persistence, Python {info['python']}. Command: `{' '.join(argv)}`. Each trial ran our round trip, "
-        f"redis-py and redis-benchmark interleaved, best of {REPEATS} each; {TRIALS} trials per payload.", "",
-        "| payload | bytes | encode ms | decode ms | codec MB/s | round trip batches/s | round trip MB/s "
-        "| streaming MB/s | redis-py SET+GET MB/s | redis-benchmark SET MB/s | GET MB/s | SET+GET (in+out) MB/s "
-        "| ours / redis-py | ours / redis-benchmark in+out |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in results:
-        c, rt, st, rb = r["codec"], r["round_trip"], r["streaming"], r["redis_benchmark"]
-        best = rt["mb_s"]
-        lines.append(
-            f"| {r['case']} | {c['bytes']:,} | {c['encode_ms']:.2f} | {c['decode_ms']:.2f} | {c['mb_s']:.0f} "
-            f"| {rt['batches_s']:.0f} | {rt['mb_s']:.0f} | {st['mb_s']:.0f} | {r['redis_py_mb_s']:.0f} | {rb['set_mb_s']:.0f} "
-            f"| {rb['get_mb_s']:.0f} | {rb['inout_mb_s']:.0f} | {best / r['redis_py_mb_s']:.2f} "
-            f"| {best / rb['inout_mb_s']:.2f} |")
-    ratios = results[0]["ratios"]
-    ratio = ratios[len(ratios) // 2]
-    lines += [
-        "",
-        f"**Target (ours >= 0.5 x redis-benchmark in+out, realistic batch): {'met' if ratio >= 0.5 else 'NOT met'}: "
-        f"median {ratio:.2f} over {len(ratios)} trials (all: {', '.join(f'{x:.2f}' for x in ratios)}).** "
-        "The table shows the median trial. The ratio moves with the other agents' load on the 2 cores; "
-        "see the last note for where the time goes.",
-        "",
-        "- codec: `encode` + `decode(expect=RolloutBatch)` (validation included) of one batch.",
-        "- round trip: `StreamWriter.write` (WATCH counters, HMGET, MULTI: XADD + HINCRBY, EXEC) -> "
-        "`StreamReader.read(1)` (XAUTOCLAIM scan + XREADGROUP + decode) -> `ack` (Lua: XACK + XDEL + counter), "
-        "one batch at a time on one thread.",
-        "- streaming: a writer process (like a sampler) and a reader (read 1, ack, as the learner does), "
-        "back-pressure at 8 entries; rate measured from the first entry read. Three busy processes on this "
-        "box's 2 cores, so it can come out below the one-thread round trip.",
-        "- redis-py SET+GET: the same Python client doing one SET and one GET of the payload (no stream, "
-        "no back-pressure, no decode): what any Python transport over redis-py could reach.",
-        "- redis-benchmark, same server, same payload size, one client: "
-        + "; ".join(f"`{' '.join(c)}`" for c in commands) + ". "
-        "SET+GET is the rate of one SET and one GET per payload (1 / (1/SET + 1/GET)): the payload moved "
-        "in and out once, as our round trip does. Target (issue): ours >= 0.5 of it for the realistic batch.",
-        "- Server-side cost is not the gap: INFO commandstats gave ~95 us per 1.2 MB XADD, ~110 us per XRANGE/"
-        "XREADGROUP and ~100 us per GET. The client is: redis-py's pure-Python reply parser needs ~1 ms to read "
-        "1.2 MB (redis-benchmark's C client ~0.3-0.5 ms), so even plain redis-py SET+GET stays near half of "
-        "redis-benchmark, and our round trip (3 extra small round trips, decode, ack) lands below it. "
-        "Passing the payload through a Lua script cost 1.6 ms server-side per 1.2 MB (measured), which is "
-        "why the writer uses WATCH/MULTI. Not adopted, measured separately: the hiredis parser (with "
-        "redis-py's Python command packer; hiredis's own packer made a 1.2 MB SET 2-4x slower) cut this round "
-        "trip from 1.73/2.49 ms to 1.52/1.76 ms (min/median of 8 runs of 30), not enough alone for the target.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def write_section(section: str, path: Path = DOCS) -> None:
-    """Replace (or append) the `## Transport` section, leaving every other section as it is."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == "## Transport"), None)
-    if start is None:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        text = "".join(lines[:start]) + section + ("\n" if end < len(lines) else "") + "".join(lines[end:])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every repeat count (0.1: a quick look)")
     ap.add_argument("--no-docs", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = ap.parse_args()
-    info = machine()
+    info = {**machine(), "repeats": REPEATS, "trials": TRIALS}
     results, commands = run(args.scale)
     section = markdown(results, commands, info, [Path(sys.executable).name if False else ".venv/bin/python",
                                                  "benchmarks/transport.py", *sys.argv[1:]])
     print(section)
     if not args.no_docs:
         write_section(section)
-        print(f"wrote {DOCS.relative_to(ROOT)}")
+        print("wrote docs/benchmarks.md")
     return 0
 
 

@@ -1,13 +1,13 @@
 """Pipelined Redis commands with a lean reply reader, for the streams' hot path.
 
-Owns `Wire`: send several commands on one pooled redis-py connection in one write, then read
+Owns `Wire`: send several commands on a redis-py connection of its own in one write, then read
 their replies straight off the socket into one reused buffer. redis-py's pure-Python reader
 copies a large bulk reply four to five times (socket -> BytesIO -> read -> concatenation ->
 slice); for a 1.2 MB rollout batch that was ~0.3 ms of a ~0.55 ms XREADGROUP. Here the payload
 is copied once out of the kernel and once into the returned `bytes`.
 
-Connecting, AUTH/HELLO/SELECT, health checks and sending stay redis-py's (the connection comes
-from the client's pool and goes back to it). Socket errors become `redis.ConnectionError` /
+Connecting, AUTH/HELLO/SELECT and sending stay redis-py's (`Wire` holds a connection built like
+the client's pool builds them). Socket errors become `redis.ConnectionError` /
 `redis.TimeoutError` (what `with_retry` retries) and the connection is dropped, so a half-read
 reply can never be mistaken for the next one. Error replies come back as exception instances
 (classified as redis-py does, e.g. LOADING -> BusyLoadingError) for the caller to raise.
@@ -15,6 +15,7 @@ reply can never be mistaken for the next one. Error replies come back as excepti
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from contextlib import contextmanager
@@ -96,46 +97,43 @@ def parse_reply(buf: bytearray, pos: int, end: int) -> tuple[Any, int]:
 
 
 class Wire:
-    """Pipelined calls on a client's pooled connections, replies parsed from one reused buffer.
+    """Pipelined calls on a connection of this Wire's own, replies parsed from one reused buffer.
 
-    `dedicated=True` keeps one connection of its own (not the pool's) for this Wire's life, so state
-    kept on it between calls (a WATCH) survives; `WireConnection.socket` tells whether it is
-    still the same server session (a reconnect gives a new socket). Health-check PINGs are off
-    on it: they could reconnect silently and drop that state."""
+    The connection is built as the client's pool builds its connections (same URL, timeouts,
+    AUTH) but stays with this Wire for its life (closed when the Wire is dropped), so state kept
+    on it between calls (a WATCH) survives, and no pool checkout is paid per call.
+    `WireConnection.socket` tells whether it is still the same server session (a reconnect gives
+    a new socket). redis-py's health-check PINGs are off on it: they could reconnect silently and
+    drop that state; a dead connection shows up as a ConnectionError on the next call instead."""
 
-    def __init__(self, r: redis.Redis, *, dedicated: bool = False) -> None:
-        self.pool, self.dedicated = r.connection_pool, dedicated
+    def __init__(self, r: redis.Redis) -> None:
+        self.pool = r.connection_pool
         self._buf = bytearray(1 << 16)
-        self._lock = threading.Lock()  # one buffer: one call at a time per Wire
-        self._own: redis.connection.AbstractConnection | None = None
+        self._lock = threading.Lock()  # one connection and one buffer: one call at a time
+        self._conn: redis.connection.AbstractConnection | None = None
+        self._pid = os.getpid()
 
     @contextmanager
     def connection(self) -> Iterator["WireConnection"]:
-        """A connection for one or more `call`s (a WATCH ... EXEC spans two); disconnected, so
-        never reused mid-reply, if anything raises while it is held."""
+        """The connection, for one or more `call`s (a WATCH ... EXEC spans two); disconnected,
+        so never reused mid-reply, if anything raises while it is held."""
         with self._lock:
-            if self.dedicated:
-                if self._own is None:  # not the pool's: closed when this Wire is dropped
-                    self._own = self.pool.connection_class(**self.pool.connection_kwargs)
-                conn = self._own
-            else:
-                conn = self.pool.get_connection()
+            if self._conn is None or self._pid != os.getpid():  # new, or inherited through fork()
+                self._conn, self._pid = self.pool.connection_class(**self.pool.connection_kwargs), os.getpid()
             try:
-                yield WireConnection(self, conn)
+                yield WireConnection(self, self._conn)
             except BaseException:
-                conn.disconnect()
+                self._conn.disconnect()
                 raise
             finally:
                 if len(self._buf) > _KEEP_BYTES:
                     self._buf = bytearray(1 << 16)
-                if not self.dedicated:
-                    self.pool.release(conn)
 
     def close(self) -> None:
-        """Close a dedicated connection (it reconnects if used again)."""
+        """Close the connection (a later call reconnects)."""
         with self._lock:
-            if self._own is not None:
-                self._own.disconnect()
+            if self._conn is not None:
+                self._conn.disconnect()
 
     def call(self, *commands: tuple, extra_timeout_s: float = 0.0) -> list[Any]:
         """Send `commands` in one write and return their replies (errors as instances)."""
@@ -156,7 +154,7 @@ class WireConnection:
 
     def call(self, *commands: tuple, extra_timeout_s: float = 0.0) -> list[Any]:
         """`extra_timeout_s` lengthens the socket timeout for commands that block (XREADGROUP BLOCK)."""
-        self.conn.send_packed_command(self.conn.pack_commands(commands), check_health=not self.wire.dedicated)
+        self.conn.send_packed_command(self.conn.pack_commands(commands), check_health=False)
         sock = self.conn._sock  # connected by send_packed_command
         if sock is None:
             raise redis.ConnectionError("connection closed while sending")

@@ -72,7 +72,8 @@ class StreamReader:
         self.claim_idle_ms, self.block_ms, self.deadletter_maxlen = claim_idle_ms, block_ms, deadletter_maxlen
         self.metrics = metrics
         self._ack_script = r.register_script(_ACK)
-        self.wire = Wire(r)
+        self.wire = Wire(r)  # reads (may block for block_ms)
+        self._ack_wire = Wire(r)  # acks, so an ack from another thread never waits behind a blocked read
         self._claim_cursor = b"0-0"
         # A busy reader starts a reclaim scan at most every claim_idle_ms / 4 (an entry must idle
         # claim_idle_ms anyway) instead of paying an XAUTOCLAIM round trip on every read.
@@ -231,7 +232,7 @@ class StreamReader:
     def _ack_once(self, entry_ids: list[str]) -> list[int]:
         """EVALSHA through the wire; redis-py's Script (which loads it) only if Redis lost it."""
         keys, args = [self.stream, self.backlog_key], [self.group, *entry_ids]
-        (resp,) = self.wire.call(("EVALSHA", self._ack_script.sha, len(keys), *keys, *args))
+        (resp,) = self._ack_wire.call(("EVALSHA", self._ack_script.sha, len(keys), *keys, *args))
         if isinstance(resp, redis.exceptions.NoScriptError):
             return self._ack_script(keys=keys, args=args)
         if isinstance(resp, Exception):

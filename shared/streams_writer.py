@@ -65,7 +65,7 @@ class StreamWriter:
         self.writes_key = f"{backlog_key}:writes"
         self.max_backlog, self.metrics, self.poll_s = max_backlog, metrics, poll_s
         self.maxlen = max_backlog + backlog_slack(max_backlog)
-        self.wire = Wire(r, dedicated=True)
+        self.wire = Wire(r)  # its connection carries the WATCH from one write to the next
         # (socket, produced, committed) read after a WATCH still armed on that socket, or None.
         self._watched: tuple[object, int, int] | None = None
 

@@ -101,3 +101,23 @@ def test_a_killed_connection_raises_connection_error_then_recovers(redis_proc):
         wire.call(("XREADGROUP", "GROUP", "g", "c", "BLOCK", 5000, "STREAMS", "s2", ">"), extra_timeout_s=5)
     killer.join()
     assert wire.call(("PING",)) == [b"PONG"]
+
+
+def test_a_forked_child_gets_a_connection_of_its_own(redis_proc):
+    """The child must not talk over the parent's socket (replies would cross)."""
+    r = connect(f"redis://127.0.0.1:{redis_proc.port}/0")
+    wire = Wire(r)
+    (parent_id,) = wire.call(("CLIENT", "ID"))
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report the id its calls arrive on, then leave without cleanup
+        try:
+            (child_id,) = wire.call(("CLIENT", "ID"))
+            os.write(write_end, str(child_id).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    child_id = int(os.read(read_end, 64) or b"0")
+    os.waitpid(pid, 0)
+    assert child_id not in (0, parent_id)
+    assert wire.call(("CLIENT", "ID")) == [parent_id]  # the parent's connection still works
