@@ -31,9 +31,15 @@ rest of each optimizer step (forward, backward, clip, AdamW); waiting = the cloc
 apart (`setup_s`). Training stops at the first eval with accuracy >= --target, when the clock passes
 --time-limit (the step in flight finishes, then a final eval), or at learner.max_steps.
 
-Threads: `--threads 2` (default) pins two OpenMP threads (OMP_PROC_BIND=close, OMP_PLACES=cores,
-set before torch loads); `--threads 1` runs one. On this 2-core box two pinned threads were faster
-for TRL (see the report in the commit that added this file).
+Threads: `--threads 1` (default) runs one torch/OpenMP thread; `--threads 2` pins two
+(OMP_PROC_BIND=close, OMP_PLACES=cores, set before torch loads). Measured on the shared 2-core box
+(other engineers' runs keeping the load at 2.7-4), demo config, 12 steps, alternating 2,1,2,1:
+two pinned threads 1.82 and 4.77 s/step, one thread 1.00 and 0.90 s/step (pinned OpenMP threads
+lose badly to any other process on the cores). dashrl's services also run one thread per process.
+On an idle box two pinned threads may win: rerun both there.
+
+TRL differences kept as shipped: its constant_with_warmup schedule trains step 1 at lr 0 (dashrl's
+warm-up starts at lr/(warmup+1)); a second epoch repeats the epoch-0 order.
 """
 
 from __future__ import annotations
@@ -68,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--time-limit", type=float, required=True, help="training-clock seconds")
     p.add_argument("--target", type=float, required=True, help="held-out greedy accuracy to stop at")
     p.add_argument("--eval-every", type=int, default=None, help="optimizer steps (default sampler.eval_every)")
-    p.add_argument("--threads", type=int, default=2, choices=(1, 2))
+    p.add_argument("--threads", type=int, default=1, choices=(1, 2))
     p.add_argument("--max-steps", type=int, default=None, help="step cap (default learner.max_steps)")
     return p.parse_args(argv)
 
@@ -143,11 +149,12 @@ class Bench:
         self.step_seconds.append(dt)
         self.backprop_s += dt - (self.inference_s - self._inf0)
         over, last = self.clock.now() >= self.time_limit, step >= max_steps
-        if not (over or last or step % self.eval_every == 0):
+        reached = self.time_to_target is not None  # only possible here when step 0 already reached it
+        if not (over or last or reached or step % self.eval_every == 0):
             return False
         self.clock.pause()
         acc = self.run_eval(step, model)
-        stop = {"target": acc >= self.target, "time_limit": over, "max_steps": last}
+        stop = {"target": reached or acc >= self.target, "time_limit": over, "max_steps": last}
         reasons = [k for k, v in stop.items() if v]
         if reasons:
             self.stop_reason = reasons[0]
@@ -284,7 +291,6 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)  # config paths (model.path, data files) are relative to the repo root
     sys.path.insert(0, str(ROOT))
     import tempfile
-    from importlib.metadata import version
 
     import torch
     from transformers import AutoTokenizer
@@ -312,13 +318,29 @@ def main(argv: list[str] | None = None) -> int:
         setup_s = time.perf_counter() - t_start
         trainer.train()
     pool.close()
+    record = make_record(args, bench, targs, evaluator, len(dataset), dropped, setup_s, load0)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"[trl-bench] {record['steps']} steps, {record['seconds']['total']:.1f}s training clock, "
+          f"{record['seconds_per_step'] or 0:.2f} s/step, final accuracy {record['final_accuracy']:.3f}, "
+          f"stop: {bench.stop_reason} -> {out}", flush=True)
+    return 0
+
+
+def make_record(args, bench: Bench, targs, evaluator, n_train: int, dropped: int, setup_s: float,
+                load0: tuple) -> dict:
+    """The JSON record benchmarks/compare.py reads (schema in its trl_result)."""
+    from importlib.metadata import version
+
+    import torch
+
     steps = len(bench.step_seconds)
     total = bench.clock.now()
-    record = {
+    return {
         "name": "trl-grpotrainer", "trl_version": version("trl"), "transformers_version": version("transformers"),
         "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
         "settings": {**effective_settings(targs), "eval_every": bench.eval_every,
-                     "eval_problems": len(evaluator.problems), "train_problems": len(dataset),
+                     "eval_problems": len(evaluator.problems), "train_problems": n_train,
                      "train_prompts_dropped": dropped, "time_limit_s": args.time_limit,
                      "config": args.config, "overrides": args.overrides,
                      "omp": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_PROC_BIND", "OMP_PLACES")}},
@@ -332,11 +354,6 @@ def main(argv: list[str] | None = None) -> int:
         "step_seconds": [round(x, 4) for x in bench.step_seconds], "train_log": bench.train_log,
         "loadavg_start": load0, "loadavg_end": os.getloadavg(),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"[trl-bench] {steps} steps, {total:.1f}s training clock, {record['seconds_per_step'] or 0:.2f} s/step, "
-          f"final accuracy {record['final_accuracy']:.3f}, stop: {bench.stop_reason} -> {out}", flush=True)
-    return 0
 
 
 def effective_settings(targs) -> dict:
