@@ -1,13 +1,16 @@
 """Transport benchmark: protocol encode/decode, our Redis stream round trips, redis-benchmark.
 
-Measures, on this machine and one private redis-server (TCP on 127.0.0.1, no persistence):
+Measures, on this machine and one private redis-server (no persistence):
   1. encode + decode of a realistic RolloutBatch (256 samples x (128 prompt + 512 completion) tokens);
   2. StreamWriter.write -> StreamReader.read (which decodes) -> ack, one batch at a time, and
      streaming (a writer process and a reader, back-pressure at 8 entries);
   3. `redis-benchmark -t set,get -d <same payload bytes> -c 1` on the same server: SET moves the
      payload in, GET moves it out; "in+out" is the rate of one SET plus one GET per payload, the
      same bytes our round trip moves (XADD in, XREADGROUP out).
-Writes the results under "## Transport" in docs/benchmarks.md (other sections are left alone).
+(2) against (3) is the target, over TCP on 127.0.0.1 as the services connect; for the realistic
+batch the same comparison also runs over the server's unix socket, both sides, for reference.
+Writes the results under "## Transport" in docs/benchmarks.md (other sections are left alone;
+the text is `benchmarks/transport_doc.py`'s).
 
     .venv/bin/python benchmarks/transport.py [--scale X] [--no-docs]
 """
@@ -184,11 +187,22 @@ def transport_vs_redis(url: str, server: list[str], payload: bytes, rounds: int,
                                 "inout_ops_s": inout, "inout_mb_s": inout * mb}}, cmd
 
 
+def cpu_idle(seconds: float = 2.0) -> float:
+    """Fraction of all CPUs' time idle over the next `seconds` (/proc/stat): how quiet the box is
+    right now; the load average also remembers the last minutes, our own earlier runs included."""
+    def sample() -> tuple[int, int]:
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks)  # idle + iowait, total
+    (idle0, total0), _ = sample(), time.sleep(seconds)
+    idle1, total1 = sample()
+    return (idle1 - idle0) / max(1, total1 - total0)
+
+
 def machine() -> dict:
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), platform.processor())
     redis_v = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()
-    return {"nproc": os.cpu_count(), "cpu": cpu, "load": os.getloadavg(),
+    return {"nproc": os.cpu_count(), "cpu": cpu, "load": os.getloadavg(), "idle": cpu_idle(),
             "redis": next((w[2:] for w in redis_v if w.startswith("v=")), "?"),
             "python": platform.python_version(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 

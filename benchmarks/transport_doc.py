@@ -15,7 +15,8 @@ def markdown(results: list[dict], commands: list[list[str]], info: dict, argv: l
     lines = [
         "## Transport", "",
         f"Measured {info['date']} on {info['nproc']} CPUs ({info['cpu']}), load average before the run "
-        f"{load} (1/5/15 min; other agents share this box), redis-server {info['redis']} on 127.0.0.1 TCP "
+        f"{load} (1/5/15 min; other agents share this box, and our own earlier runs count in it), CPU idle "
+        f"{info['idle']:.0%} over the 2 s before the run, redis-server {info['redis']} on 127.0.0.1 TCP "
         f"without persistence, Python {info['python']}. Command: `{' '.join(argv)}`. Each trial ran our round trip, "
         f"redis-py and redis-benchmark interleaved, best of {info['repeats']} each; {info['trials']} trials per payload.", "",
         "| payload | bytes | encode ms | decode ms | codec MB/s | round trip batches/s | round trip MB/s "
