@@ -1,7 +1,7 @@
 """The consumer-group reader of a work stream (see `shared.streams` for the invariants it keeps).
 
 Owns `StreamReader`: read (own pending after a restart, then entries idle in dead consumers,
-then new ones), dead-letter what does not decode, ack + delete on commit. New entries are read
+then new ones), dead-letter what does not decode, ack + delete on commit. New entries and acks go
 through `shared.resp_wire` (one copy of the payload instead of redis-py's four or five); the
 rare paths (history, reclaim, dead-letter) use redis-py.
 """

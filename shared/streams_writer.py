@@ -63,6 +63,7 @@ class StreamWriter:
             raise ValueError("max_backlog must be >= 1")
         self.r, self.stream, self.backlog_key = r, stream, backlog_key
         self.writes_key = f"{backlog_key}:writes"
+        self._read_counters = ("HMGET", backlog_key, "produced", "committed")
         self.max_backlog, self.metrics, self.poll_s = max_backlog, metrics, poll_s
         self.maxlen = max_backlog + backlog_slack(max_backlog)
         self.wire = Wire(r)  # its connection carries the WATCH from one write to the next
@@ -105,7 +106,7 @@ class StreamWriter:
         fresh = False
         while True:
             if self._watched is None or self._watched[0] is not conn.socket:
-                self._watched = self._watch(conn, conn.call(("WATCH", self.writes_key), *self._counters()))
+                self._watched = self._watch(conn, conn.call(("WATCH", self.writes_key), self._read_counters))
                 fresh = True
             _, produced, committed = self._watched
             backlog = produced - committed
@@ -118,7 +119,7 @@ class StreamWriter:
                 ("MULTI",), ("XLEN", self.stream),
                 ("XADD", self.stream, "MAXLEN", "=", self.maxlen, "*", PAYLOAD_FIELD, payload),
                 ("HINCRBY", self.backlog_key, "produced", 1), ("INCR", self.writes_key), ("XLEN", self.stream),
-                ("EXEC",), ("WATCH", self.writes_key), *self._counters())
+                ("EXEC",), ("WATCH", self.writes_key), self._read_counters)
             self._watched = self._watch(conn, replies[-2:])  # armed for the next write
             if raise_errors(replies[:7])[6] is None:
                 fresh = True
@@ -126,9 +127,6 @@ class StreamWriter:
             before, entry_id, _produced, _writes, after = replies[6]
             self._report_trim(before + 1 - after)
             return entry_id.decode(), backlog
-
-    def _counters(self) -> tuple[tuple, ...]:
-        return (("HMGET", self.backlog_key, "produced", "committed"),)
 
     @staticmethod
     def _watch(conn, replies: list) -> tuple[object, int, int]:

@@ -372,3 +372,14 @@ def test_a_dropped_writer_closes_its_connection(rig):
     del w
     gc.collect()
     assert str(mine) not in {c["id"] for c in rig.r.client_list()}
+
+
+def test_reader_recreates_a_vanished_group(rig, caplog):
+    """Redis lost the stream (and with it the group): the read recreates the group, then works."""
+    w, rd = rig.writer(), rig.reader()
+    rd.read(1, block_ms=0)
+    rig.r.delete(rig.keys.rollouts)
+    assert rd.read(1, block_ms=0) == []
+    assert "vanished" in caplog.text
+    eid = w.write(stop("after"))
+    assert [d.entry_id for d in rd.read(1, block_ms=0)] == [eid]
