@@ -44,7 +44,9 @@ def markdown(results: list[dict], commands: list[list[str]], info: dict, argv: l
         "Before the transport changes of 2026-11-25 ~20:20 UTC (replies read by redis-py's pure-Python parser; "
         "a write was WATCH, HMGET, MULTI..EXEC: three round trips) the same benchmark gave a median of 0.43 on an "
         "idle box (trials 0.43-0.45, 19:33 UTC) and 0.35 under load; with the `hiredis` parser installed it fell "
-        "to 0.20, so hiredis is not a dependency.",
+        "to 0.20, so hiredis is not a dependency. Same box, same minutes: the pre-change code (commit 4341282, "
+        "`git archive` into a scratch folder) gave 0.38 (trials 0.36-0.44) at 20:30 UTC, one minute after a run "
+        "of this code gave 0.65 (trials 0.50-0.87).",
         "",
         "- codec: `encode` + `decode(expect=RolloutBatch)` (validation included) of one batch.",
         "- round trip: `StreamWriter.write` -> `StreamReader.read(1)` (decodes) -> `ack`, one batch at a time on "
