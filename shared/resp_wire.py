@@ -6,8 +6,9 @@ copies a large bulk reply four to five times (socket -> BytesIO -> read -> conca
 slice); for a 1.2 MB rollout batch that was ~0.3 ms of a ~0.55 ms XREADGROUP. Here the payload
 is copied once out of the kernel and once into the returned `bytes`.
 
-Connecting, AUTH/HELLO/SELECT and sending stay redis-py's (`Wire` holds a connection built like
-the client's pool builds them). Socket errors become `redis.ConnectionError` /
+Connecting, AUTH/HELLO/SELECT stay redis-py's (`Wire` holds a connection built like the client's
+pool builds them); commands are packed here and sent with one sendmsg (redis-py: a sendall per
+large argument and the pieces around it). Socket errors become `redis.ConnectionError` /
 `redis.TimeoutError` (what `with_retry` retries) and the connection is dropped, so a half-read
 reply can never be mistaken for the next one. Error replies come back as exception instances
 (classified as redis-py does, e.g. LOADING -> BusyLoadingError) for the caller to raise.
@@ -32,6 +33,44 @@ except ImportError:  # pragma: no cover - other redis-py layouts
         return redis.ResponseError(msg)
 
 _KEEP_BYTES = 64 << 20  # a buffer grown past this (huge multi-entry reads) is not kept
+
+
+_BIG = 1 << 16  # arguments longer than this are sent from their own buffer, not copied
+
+
+def pack(commands: tuple[tuple, ...]) -> list[bytes]:
+    """RESP arrays for `commands` (arguments: bytes, bytearray, str or int), as few buffers as
+    possible: small pieces joined, each argument over 64 KiB left as it is (no copy)."""
+    out: list[bytes] = []
+    parts: list[bytes] = []
+    for cmd in commands:
+        parts.append(b"*%d\r\n" % len(cmd))
+        for arg in cmd:
+            if isinstance(arg, str):
+                arg = arg.encode()
+            elif isinstance(arg, int) and not isinstance(arg, bool):
+                arg = b"%d" % arg
+            elif not isinstance(arg, (bytes, bytearray)):
+                raise redis.DataError(f"cannot send a {type(arg).__name__} argument")
+            parts.append(b"$%d\r\n" % len(arg))
+            if len(arg) > _BIG:
+                out += [b"".join(parts), arg]
+                parts = [b"\r\n"]
+            else:
+                parts += [arg, b"\r\n"]
+    out.append(b"".join(parts))
+    return out
+
+
+def send_all(sock: socket.socket, buffers: list[bytes]) -> None:
+    """sendmsg until every byte of `buffers` is sent (one system call when the socket takes it all)."""
+    views = [memoryview(b) for b in buffers]
+    while views:
+        sent = sock.sendmsg(views)
+        while views and sent >= len(views[0]):
+            sent -= len(views.pop(0))
+        if views and sent:
+            views[0] = views[0][sent:]
 
 
 class _Incomplete(Exception):
@@ -154,10 +193,14 @@ class WireConnection:
 
     def call(self, *commands: tuple, extra_timeout_s: float = 0.0) -> list[Any]:
         """`extra_timeout_s` lengthens the socket timeout for commands that block (XREADGROUP BLOCK)."""
-        self.conn.send_packed_command(self.conn.pack_commands(commands), check_health=False)
-        sock = self.conn._sock  # connected by send_packed_command
-        if sock is None:
-            raise redis.ConnectionError("connection closed while sending")
+        buffers = pack(commands)
+        sock = self.socket
+        try:
+            send_all(sock, buffers)
+        except socket.timeout as err:
+            raise redis.TimeoutError(f"Timeout writing to socket: {err}") from err
+        except OSError as err:
+            raise redis.ConnectionError(f"Error while writing to socket: {err}") from err
         timeout = sock.gettimeout()
         if extra_timeout_s and timeout is not None:
             sock.settimeout(timeout + extra_timeout_s)

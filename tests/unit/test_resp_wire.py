@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 
 import pytest
 import redis
 
 from shared.redis_client import connect
-from shared.resp_wire import Wire, _Incomplete, parse_reply
+from shared.resp_wire import Wire, _Incomplete, pack, parse_reply, send_all
 
 
 def parse_all(raw: bytes):
@@ -121,3 +122,31 @@ def test_a_forked_child_gets_a_connection_of_its_own(redis_proc):
     os.waitpid(pid, 0)
     assert child_id not in (0, parent_id)
     assert wire.call(("CLIENT", "ID")) == [parent_id]  # the parent's connection still works
+
+
+def test_pack_matches_redis_py_and_leaves_big_arguments_uncopied():
+    big = os.urandom(200_000)
+    commands = (("SET", "k", big), ("HINCRBY", b"h", "f", -3), ("PING",), ("ECHO", bytearray(b"x\r\ny")))
+    buffers = pack(commands)
+    reference = redis.connection.Connection().pack_commands(commands)
+    assert b"".join(buffers) == b"".join(bytes(b) for b in reference)
+    assert any(b is big for b in buffers)  # sent from the caller's buffer
+    with pytest.raises(redis.DataError):
+        pack((("SET", "k", 1.5),))
+    with pytest.raises(redis.DataError):
+        pack((("SET", "k", True),))
+
+
+def test_send_all_delivers_every_byte_through_partial_sends():
+    left, right = socket.socketpair()
+    left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # forces many partial sendmsg calls
+    left.settimeout(10)
+    buffers = [b"head", os.urandom(3 << 20), b"", b"tail"]
+    got = bytearray()
+    reader = threading.Thread(target=lambda: [got.extend(c) for c in iter(lambda: right.recv(65536), b"")])
+    reader.start()
+    send_all(left, buffers)
+    left.close()
+    reader.join(10)
+    right.close()
+    assert bytes(got) == b"".join(buffers)
