@@ -23,6 +23,7 @@ import io
 import multiprocessing
 import os
 import platform
+import resource
 import shutil
 import socket
 import subprocess
@@ -168,21 +169,34 @@ def redis_benchmark(server: list[str], size: int, n: int, clients: int = 1) -> t
     return {row[0]: float(row[1]) for row in csv.reader(io.StringIO(out)) if row and row[0] in ("SET", "GET")}, cmd
 
 
+def cpu_ms(who: int) -> float:
+    """User + system CPU ms so far of this process (RUSAGE_SELF) or its waited-for children."""
+    ru = resource.getrusage(who)
+    return (ru.ru_utime + ru.ru_stime) * 1e3
+
+
 def transport_vs_redis(url: str, server: list[str], payload: bytes, rounds: int, bench_n: int,
                        tag: str) -> tuple[dict, list]:
     """Our round trip, redis-py SET+GET and redis-benchmark, interleaved `REPEATS` times so all
-    three meet the same background load; best of each."""
+    three meet the same background load; best of each. Also the client CPU each spends per
+    payload in+out (ours: this process; redis-benchmark: the child, per SET + GET)."""
     ours, plain = round_trip_fn(url, payload, tag), redis_py_fn(url, payload)
     best = {"ours": float("inf"), "plain": float("inf"), "SET": 0.0, "GET": 0.0}
+    cpu = {"ours": 0.0, "redis_benchmark": 0.0}
     for _ in range(REPEATS):
+        c0 = cpu_ms(resource.RUSAGE_SELF)
         best["ours"] = min(best["ours"], timed(ours, rounds, repeats=1))
+        c1 = cpu_ms(resource.RUSAGE_SELF)
         best["plain"] = min(best["plain"], timed(plain, rounds, repeats=1))
+        c2 = cpu_ms(resource.RUSAGE_CHILDREN)
         rows, cmd = redis_benchmark(server, len(payload), bench_n)
+        cpu["ours"] += (c1 - c0) / rounds / REPEATS
+        cpu["redis_benchmark"] += (cpu_ms(resource.RUSAGE_CHILDREN) - c2) / bench_n / REPEATS
         best["SET"], best["GET"] = max(best["SET"], rows["SET"]), max(best["GET"], rows["GET"])
     inout = 1 / (1 / best["SET"] + 1 / best["GET"])
     mb = len(payload) / 1e6
     return {"round_trip": {"batches_s": 1 / best["ours"], "mb_s": mb / best["ours"]},
-            "redis_py_mb_s": mb / best["plain"],
+            "redis_py_mb_s": mb / best["plain"], "client_cpu_ms": cpu,
             "redis_benchmark": {"set_mb_s": best["SET"] * mb, "get_mb_s": best["GET"] * mb,
                                 "inout_ops_s": inout, "inout_mb_s": inout * mb}}, cmd
 
