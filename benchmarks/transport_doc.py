@@ -46,7 +46,7 @@ def markdown(results: list[dict], commands: list[list[str]], info: dict, argv: l
         "idle box (trials 0.43-0.45, 19:33 UTC) and 0.35 under load; with the `hiredis` parser installed it fell "
         "to 0.20, so hiredis is not a dependency. Same box, same minutes: the pre-change code (commit 4341282, "
         "`git archive` into a scratch folder) gave 0.38 (trials 0.36-0.44) at 20:30 UTC, one minute after a run "
-        "of this code gave 0.65 (trials 0.50-0.87). All full runs of this code that evening (median, trials): "
+        "of this code gave 0.65 (trials 0.50-0.87). All full runs of the new transport that evening (median, trials; the first two before its own packer and sendmsg, commit 029fc2f): "
         "20:29 UTC 0.65 (0.50-0.87); 20:38 0.54 (0.50-0.67, another job started during it); 20:46 0.54 "
         "(0.39-0.64, a vLLM job running); 20:51 0.55 (0.54-0.57).",
         "",
