@@ -46,7 +46,8 @@ def markdown(results: list[dict], commands: list[list[str]], info: dict, argv: l
         "idle box (trials 0.43-0.45, 19:33 UTC) and 0.35 under load; with the `hiredis` parser installed it fell "
         "to 0.20, so hiredis is not a dependency. Same box, same minutes: the pre-change code (commit 4341282, "
         "`git archive` into a scratch folder) gave 0.38 (trials 0.36-0.44) at 20:30 UTC, one minute after a run "
-        "of this code gave 0.65 (trials 0.50-0.87). All full runs of the new transport that evening (median, trials; the first two before its own packer and sendmsg, commit 029fc2f): "
+        "of this code gave 0.65 (trials 0.50-0.87). All full runs of the new transport that evening (median, "
+        "trials; the first two before its own packer and sendmsg, commit 029fc2f): "
         "20:29 UTC 0.65 (0.50-0.87); 20:38 0.54 (0.50-0.67, another job started during it); 20:46 0.54 "
         "(0.39-0.64, a vLLM job running); 20:51 0.55 (0.54-0.57).",
         "",
@@ -74,11 +75,11 @@ def markdown(results: list[dict], commands: list[list[str]], info: dict, argv: l
         "- Where the time goes (server side, INFO commandstats over the realistic trials, us per call): "
         + ", ".join(f"{k.upper()} {v:.0f}" for k, v in us.items()) + f". Client CPU (user + system) per payload "
         f"moved in and out, median trial: ours {cpu['ours']:.2f} ms (write, read, decode, ack), redis-benchmark "
-        f"{cpu['redis_benchmark']:.2f} ms (one SET + one GET, its start-up included). XADD copies the 1.2 MB payload into "
-        "the stream's listpack, while SET keeps the buffer it received, so the write side starts behind "
+        f"{cpu['redis_benchmark']:.2f} ms (one SET + one GET, its start-up included). XADD copies the 1.2 MB "
+        "payload into the stream's listpack, while SET keeps the buffer it received, so the write side starts behind "
         "redis-benchmark's SET; the rest of the gap is the client: moving 1.2 MB through "
-        "Python's socket calls, decode with validation (~0.1 ms), the ack's own round trip. Passing the payload through a Lua script cost 1.6 ms "
-        "server-side per 1.2 MB (measured), which is why the writer uses WATCH/MULTI.",
+        "Python's socket calls, decode with validation (~0.1 ms), the ack's own round trip. Passing the payload "
+        "through a Lua script cost 1.6 ms server-side per 1.2 MB (measured), which is why the writer uses WATCH/MULTI.",
         "",
     ]
     return "\n".join(lines)
