@@ -33,16 +33,17 @@ SPLIT_SEEDS = {"sft": 1, "rl": 2, "eval": 3}  # disjoint generator seeds per use
 class DemoRecipe:
     """Everything that decides the starting policy (hashed into the cache key).
 
-    Defaults: the calibrated demo (docs/demo.md): two-term additions of 1-2 digit numbers, a
-    1.1M-parameter Llama (hidden 128, 4 layers, 4 heads of 32), 200 SFT steps at lr 1e-3 —
-    enough to learn the answer format and a few sums, far from all of them."""
+    Defaults: the calibrated demo (docs/demo.md): two-term additions of numbers 0-100, a
+    1.1M-parameter Llama (hidden 128, 4 layers, 4 heads of 32), 600 SFT steps at lr 1e-3 —
+    about 22% greedy on the unseen held-out questions but right within 8 samples on about half:
+    short of the phase change (~700-1000 steps) where SFT alone learns the addition algorithm."""
 
     task: str = "basic_arithmetic"
     params: dict = field(default_factory=lambda: dict(
         min_terms=2, max_terms=2, min_digits=1, max_digits=2, operators="+",
         allow_parentheses=False, allow_negation=False))
     sft_rows: int = 20000
-    sft_steps: int = 200
+    sft_steps: int = 600
     sft_lr: float = 1e-3
     sft_batch: int = 32
     hidden: int = 128
