@@ -66,7 +66,9 @@ def variants(m: int, g: int, micro: int, threshold: float) -> dict[str, list[str
 
 
 def common_overrides(args: argparse.Namespace) -> list[str]:
+    # constant lr after warm-up: entries stop at a target or a time limit, not at a step horizon
     return [f"seed={args.seed}", f"learner.micro_batch_size={args.micro_batch}", "learner.max_steps=100000",
+            "learner.schedule=constant",
             "learner.checkpoint_every=1000", f"sampler.eval_every={args.eval_every}", *args.set]
 
 
