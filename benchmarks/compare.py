@@ -144,11 +144,28 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--full", action="store_true", help="run every entry to the time limit (no early stop)")
     p.add_argument("--set", action="append", default=[], help="extra config override for every entry")
     p.add_argument("--write-doc", action="store_true")
+    p.add_argument("--from-results", default=None, metavar="RESULTS_JSON",
+                   help="run nothing: write the doc section from an earlier run's results.json")
     return p.parse_args()
+
+
+def doc_from_results(path: Path) -> int:
+    """Re-write the doc from a finished comparison (its recorded arguments, not today's)."""
+    saved = json.loads(path.read_text())
+    args = argparse.Namespace(**saved["args"])
+    if not getattr(args, "finished", None):
+        args.finished = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
+    results = [Result(**{**r, "curve": [tuple(p) for p in r["curve"]]}) for r in saved["results"]]
+    argv = saved.get("argv") or [f"--target {args.target}", f"--time-limit {args.time_limit:.0f}"]
+    sys.argv = ["benchmarks/compare.py", *argv]
+    write_doc(results, args, path.parent)
+    return 0
 
 
 def main() -> int:
     args = parse_args()
+    if args.from_results:
+        return doc_from_results(Path(args.from_results).resolve())
     args.load_before = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     cfg = load_config(args.config, common_overrides(args))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -165,11 +182,13 @@ def main() -> int:
             name, common_overrides(args) + table[name], args, out)
         res.seconds["benchmark_wall"] = time.time() - started
         results.append(res)
+        args.load_after = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        args.finished = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         print(f"[{name}] time to {args.target:.0%}: {res.time_to_target_s}, final {res.final_accuracy}, "
               f"steps {res.steps}, seconds {json.dumps({k: round(v, 1) for k, v in res.seconds.items()})}",
               flush=True)
         (out / "results.json").write_text(json.dumps(
-            {"args": vars(args), "results": [r.to_json() for r in results]}, indent=1))
+            {"args": vars(args), "argv": sys.argv[1:], "results": [r.to_json() for r in results]}, indent=1))
     if args.write_doc:
         write_doc(results, args, out)
     print(f"results: {out / 'results.json'}")

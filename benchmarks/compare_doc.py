@@ -66,8 +66,9 @@ def section(results: list[Result], args, out: Path, load_before: str) -> str:
     argv = " ".join(["benchmarks/compare.py", *sys.argv[1:]])
     lines = [
         HEADING, "",
-        f"`.venv/bin/python {argv}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, on {machine()}; "
-        f"load average before: {load_before}, after: {loadavg()}. Base config `{args.config}`, seed {args.seed}, "
+        f"`.venv/bin/python {argv}` — finished {getattr(args, 'finished', None) or time.strftime('%Y-%m-%d %H:%M UTC')}"
+        f", on {machine()}; load average (1/5/15 min) before: {load_before}, after: "
+        f"{getattr(args, 'load_after', None) or 'not recorded'}. Base config `{args.config}`, seed {args.seed}, "
         f"target {args.target:.0%} held-out greedy accuracy, at most {args.time_limit:.0f} s of training per entry, "
         f"micro-batch {args.micro_batch}, evaluation every {args.eval_every} steps. Raw results: "
         f"`{out.relative_to(ROOT)}/results.json` (not committed).", "",
@@ -80,13 +81,26 @@ def section(results: list[Result], args, out: Path, load_before: str) -> str:
         "- inference: the sampler's generation calls (TRL: generation and scoring); backprop: forward, backward "
         "and optimizer (the KL reference forward included); learner waiting: the learner idle for rollouts. "
         "Synchronous entries wait for their own inference; the asynchronous one overlaps the two.",
-        "- Each entry: " + "; ".join(f"**{r.name}**: {r.notes}" for r in results), "",
+        *entry_notes(results), "",
     ]
     return "\n".join(lines)
 
 
-def loadavg() -> str:
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+def entry_notes(results: list[Result]) -> list[str]:
+    """The `--set` overrides: those every dashrl entry shared once, then each entry's own."""
+    marker = "overrides: "
+    split = {r.name: (r.notes.split(marker)[0].rstrip("; "), r.notes.split(marker)[1].split())
+             for r in results if marker in r.notes}
+    common = set.intersection(*(set(o) for _, o in split.values())) if split else set()
+    first = next(iter(split.values()), ("", []))[1]
+    out = [f"- Every dashrl entry: `dashrl run` with `--set` {' '.join(o for o in first if o in common)}."]
+    for r in results:
+        if r.name in split:
+            status, own = split[r.name]
+            out.append(f"- **{r.name}** ({status}): {' '.join(o for o in own if o not in common)}")
+        else:
+            out.append(f"- **{r.name}**: {r.notes}")
+    return out
 
 
 def write_section(text: str, path: Path = DOCS) -> None:
