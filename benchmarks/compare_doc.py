@@ -26,10 +26,11 @@ def machine() -> str:
 
 def table(results: list[Result], limit: float) -> list[str]:
     by = {r.name: r for r in results}
-    base, trl = by.get("grpo-paper"), by.get("trl")
-    rows = ["| entry | time to target (s) | vs paper GRPO | vs TRL | start | final | best | steps | samples "
+    base = by.get("grpo-paper")
+    trl = next((r for r in results if r.name.startswith("trl")), None)
+    rows = ["| entry | time to target (s) | vs paper GRPO | vs TRL | start | final | best | steps | s / step | samples "
             "backpropagated | inference s | backprop s | learner waiting s |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         s = r.seconds
         pct = lambda x: "-" if x is None else f"{x:.1%}"  # noqa: E731
@@ -37,7 +38,8 @@ def table(results: list[Result], limit: float) -> list[str]:
             f"| {r.name} | {fmt_s(r.time_to_target_s, limit)} "
             f"| {ratio(r.time_to_target_s, base.time_to_target_s if base else None, limit if base else None)} "
             f"| {ratio(r.time_to_target_s, trl.time_to_target_s if trl else None, limit if trl else None)} "
-            f"| {pct(r.start_accuracy)} | {pct(r.final_accuracy)} | {pct(r.best_accuracy)} | {r.steps} | {r.samples} "
+            f"| {pct(r.start_accuracy)} | {pct(r.final_accuracy)} | {pct(r.best_accuracy)} | {r.steps} "
+            f"| {s.get('total', 0) / max(1, r.steps):.2f} | {r.samples} "
             f"| {s.get('inference', 0):.0f} | {s.get('backprop', 0):.0f} | {s.get('waiting', 0):.0f} |")
     return rows
 
