@@ -19,7 +19,7 @@ dropped groups carry no gradient) and backpropagates in micro-batches of --micro
 Clock rules: benchmarks/compare_analysis.py. Writes runs/compare/<stamp>/results.json, and with
 --write-doc the "## DASH vs GRPO vs TRL" section of docs/benchmarks.md and docs/img/compare.png.
 
-    .venv/bin/python benchmarks/compare.py --target 0.30 --time-limit 600 --write-doc
+    .venv/bin/python benchmarks/compare.py --target 0.40 --time-limit 600 --write-doc
 """
 
 from __future__ import annotations

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from compare_analysis import Result, fmt_s, ratio
+from doc_section import replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -105,20 +105,7 @@ def entry_notes(results: list[Result]) -> list[str]:
     return out
 
 
-def write_section(text: str, path: Path = DOCS) -> None:
-    doc = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    lines = doc.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == HEADING), None)
-    if start is None:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        doc = "".join(lines[:start]) + text + ("\n" if end < len(lines) else "") + "".join(lines[end:])
-    path.write_text(doc)
-
-
 def write_doc(results: list[Result], args, out: Path) -> None:
     load_before = getattr(args, "load_before", "?")
     plot(results, args.target)
-    write_section(section(results, args, out, load_before))
-    subprocess.run(["git", "-C", str(ROOT), "status", "--short", str(DOCS)], check=False)
+    replace_section(DOCS, HEADING, section(results, args, out, load_before))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from doc_section import replace_section
+
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 
@@ -87,13 +89,4 @@ def markdown(results: list[dict], commands: list[list[str]], info: dict, argv: l
 
 def write_section(section: str, path: Path = DOCS) -> None:
     """Replace (or append) the `## Transport` section, leaving every other section as it is."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == "## Transport"), None)
-    if start is None:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        text = "".join(lines[:start]) + section + ("\n" if end < len(lines) else "") + "".join(lines[end:])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    replace_section(path, "## Transport", section)
