@@ -10,7 +10,11 @@ entry is a real `dashrl run`: embedded Redis, vLLM sampler, learner, control pla
 3. dash: preemptive sampling + gradient filtering (|A| <= threshold dropped in the sampler);
 4. dash-nokl: as 3, beta 0 (no reference model);
 5. dash-async: as 4, asynchronous (sampling version v+1 while the learner trains on v);
-6. trl: TRL's own GRPOTrainer as it ships today (benchmarks/trl_grpo.py in .venv-trl), matched
+6. dash-async-shared: as 5 with the learner's prompt sharing on (`learner.share_prompts`, dashrl's
+   default: each prompt backpropagated once per micro-batch, not once per completion). Entries
+   1-5 keep one row per sample, as TRL and the paper's code do, so 1-5 measure the paper's
+   ideas and 6 what dashrl adds on top;
+7. trl: TRL's own GRPOTrainer as it ships today (benchmarks/trl_grpo.py in .venv-trl), matched
    batch sizes and learning rate, its other settings at TRL's defaults.
 
 Every entry takes M x G completions per optimizer step (the filtered entries train on what
@@ -42,26 +46,29 @@ from compare_doc import write_doc  # noqa: E402
 from services.control.report import read_jsonl  # noqa: E402
 from shared.configio import load_config  # noqa: E402
 
-ENTRIES = ("grpo-paper", "preemptive", "dash", "dash-nokl", "dash-async", "trl")
+ENTRIES = ("grpo-paper", "preemptive", "dash", "dash-nokl", "dash-async", "dash-async-shared", "trl")
 
 
 def variants(m: int, g: int, micro: int, threshold: float) -> dict[str, list[str]]:
     """Each dashrl entry's --set overrides."""
     step = m * g
     paper_m = max(1, micro // g)
-    sync_full = ["sampler.mode=sync", "algo.filter_threshold=null", "algo.kl_beta=0.04",
+    unshared = "learner.share_prompts=false"  # one row per sample, as the paper's code (TRL 0.17)
+    sync_full = [unshared, "sampler.mode=sync", "algo.filter_threshold=null", "algo.kl_beta=0.04",
                  f"learner.train_batch_size={step}", f"streams.max_backlog={2 * step // (paper_m * g) + 2}"]
     # filtered entries: a step is whatever survives one call (the learner takes whole entries
     # until it has train_batch_size samples, so a small size means "one call's survivors")
-    dash = ["sampler.mode=sync", f"algo.filter_threshold={threshold}", f"learner.train_batch_size={micro}",
+    dash = [unshared, "sampler.mode=sync", f"algo.filter_threshold={threshold}", f"learner.train_batch_size={micro}",
             f"sampler.sampling_batch_prompts={m}", "streams.max_backlog=4"]
+    dash_async = [o.replace("sampler.mode=sync", "sampler.mode=async") for o in dash] + [
+        "algo.kl_beta=0.0", "streams.max_backlog=2", "learner.max_staleness=2"]
     return {
         "grpo-paper": sync_full + [f"sampler.sampling_batch_prompts={paper_m}"],
         "preemptive": sync_full + [f"sampler.sampling_batch_prompts={m}"],
         "dash": dash + ["algo.kl_beta=0.04"],
         "dash-nokl": dash + ["algo.kl_beta=0.0"],
-        "dash-async": [o.replace("sampler.mode=sync", "sampler.mode=async") for o in dash]
-        + ["algo.kl_beta=0.0", "streams.max_backlog=2", "learner.max_staleness=2"],
+        "dash-async": dash_async,
+        "dash-async-shared": [o for o in dash_async if o != unshared],
     }
 
 
@@ -136,6 +143,8 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config", default="configs/demo-cpu.yaml")
     p.add_argument("--target", type=float, required=True, help="held-out greedy accuracy to reach")
+    p.add_argument("--also-target", type=float, default=None,
+                   help="a lower accuracy whose time is read off the same curves (a second column)")
     p.add_argument("--time-limit", type=float, default=600.0, help="training-clock seconds per entry")
     p.add_argument("--micro-batch", type=int, default=8, help="completions per backprop micro-step")
     p.add_argument("--eval-every", type=int, default=5, help="optimizer steps between held-out evals")

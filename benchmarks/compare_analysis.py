@@ -119,6 +119,11 @@ def trl_result(data: dict) -> Result:
         notes=f"trl {data.get('trl_version', '?')}, {data.get('torch_threads', '?')} torch threads")
 
 
+def time_to(curve: list[tuple[float, float]], target: float) -> float | None:
+    """The first training-clock time at which the curve's accuracy reached `target` (None: never)."""
+    return next((t for t, acc in curve if acc >= target), None)
+
+
 def ratio(a: float | None, b: float | None, b_limit: float | None = None) -> str:
     """a / b as a table cell. When b never reached the target within b_limit seconds, b > b_limit,
     so the ratio is an upper bound ('< x'); '-' when a itself is unknown."""

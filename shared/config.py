@@ -167,7 +167,13 @@ class LearnerConfig(Strict):
     micro_batch_size: int = Field(default=8, ge=1)
     """Most samples in one forward/backward micro-batch."""
     micro_batch_tokens: int = Field(default=8192, ge=1)
-    """Token budget of one micro-batch (prompt + completion, padded)."""
+    """Token budget of one micro-batch: rows x its longest row (a row: prompt + completion, or
+    with `share_prompts` one prompt + its completions), padded."""
+    share_prompts: bool = True
+    """Backpropagate each prompt once per micro-batch: a prompt's completions share one row
+    after it (block attention mask, positions restarted), so G completions cost P + G x C
+    tokens instead of G x (P + C). Same gradient; needs sdpa or eager attention (else one row
+    per sample). Off: one row per sample, as TRL and the paper's code do."""
     lr: float = Field(default=3e-6, gt=0)
     """AdamW learning rate (the paper: 3e-6)."""
     weight_decay: float = Field(default=0.0, ge=0)

@@ -9,6 +9,7 @@ however the samples were packed and however many ranks shared them.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -19,8 +20,12 @@ import torch
 from services.learner.batching import MicroBatch, TrainSample, collate, pack_micro_batches, update_groups
 from services.learner.distributed import DistContext, allreduce_grads, allreduce_sum
 from services.learner.model import Placement
+from services.learner.prompt_sharing import (MASK_IMPLEMENTATIONS, SharedMicroBatch, collate_shared,
+                                             gather_predicting_logits, pack_shared)
 from shared.algo.loss import BatchTotals, policy_loss, token_logprobs
 from shared.config import RunConfig
+
+log = logging.getLogger(__name__)
 
 
 def lr_factor(update: int, *, schedule: str, warmup: int, total: int) -> float:
@@ -68,6 +73,12 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda u: lr_factor(u, schedule=lc.schedule, warmup=warm, total=total))
         self.updates = 0
+        attn = getattr(model.config, "_attn_implementation", None)
+        self.share_prompts = lc.share_prompts and attn in MASK_IMPLEMENTATIONS
+        if lc.share_prompts and not self.share_prompts:
+            log.warning("learner: share_prompts needs attention %s, the model uses %r: one row per sample",
+                        " or ".join(MASK_IMPLEMENTATIONS), attn)
+        self._float_mask = torch.float32 if attn == "eager" else None
 
     def train_step(self, samples: list[TrainSample], step: int) -> StepStats:
         algo = self.cfg.algo
@@ -92,12 +103,10 @@ class Trainer:
         t0 = time.perf_counter()
         lens = [len(s.completion_ids) for s in samples]
         totals = BatchTotals.of(lens, max_len_norm=max(self.cfg.sampler.max_new_tokens, max(lens)))
-        groups = pack_micro_batches([s.length for s in samples], lc.micro_batch_tokens, lc.micro_batch_size)
         self.optimizer.zero_grad(set_to_none=True)
         local = [0.0] * 6
         tokens = 0
-        for g in groups[self.ctx.rank :: self.ctx.world]:
-            mb = collate([samples[i] for i in g], self.pad_id).to(self.place.device)
+        for mb in self._micro_batches(samples):
             out = self._forward_backward(mb, totals)
             tokens += mb.num_tokens
             local = [a + float(b) for a, b in zip(local, (out.loss.detach(), out.policy_loss, out.kl,
@@ -116,16 +125,35 @@ class Trainer:
         stats.seconds["optimizer"] += time.perf_counter() - t1
         return summed[:6]
 
-    def _forward_backward(self, mb: MicroBatch, totals: BatchTotals):
-        algo = self.cfg.algo
+    def _micro_batches(self, samples: list[TrainSample]):
+        """This rank's micro-batches of one update, on the device."""
+        lc = self.cfg.learner
+        if self.share_prompts:
+            packed = pack_shared(samples, lc.micro_batch_tokens, lc.micro_batch_size)
+            for rows in packed[self.ctx.rank :: self.ctx.world]:
+                yield collate_shared(samples, rows, self.pad_id, float_mask=self._float_mask).to(self.place.device)
+            return
+        groups = pack_micro_batches([s.length for s in samples], lc.micro_batch_tokens, lc.micro_batch_size)
+        for g in groups[self.ctx.rank :: self.ctx.world]:
+            yield collate([samples[i] for i in g], self.pad_id).to(self.place.device)
+
+    def _logprobs(self, model: Any, mb: MicroBatch | SharedMicroBatch) -> torch.Tensor:
+        """Log-probs of the completion tokens: (B, L-1) per row, or (S, T) per sample when shared."""
         with self.place.autocast():
-            logits = self.model(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits  # (B, L, V)
-        logp = token_logprobs(logits[:, :-1].float(), mb.targets)  # (B, L-1)
+            if isinstance(mb, SharedMicroBatch):
+                logits = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask,
+                               position_ids=mb.position_ids).logits  # (R, L, V)
+                return token_logprobs(gather_predicting_logits(logits, mb).float(), mb.targets)
+            logits = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits  # (B, L, V)
+        return token_logprobs(logits[:, :-1].float(), mb.targets)
+
+    def _forward_backward(self, mb: MicroBatch | SharedMicroBatch, totals: BatchTotals):
+        algo = self.cfg.algo
+        logp = self._logprobs(self.model, mb)
         ref_logp = None
         if algo.kl_beta > 0:
-            with torch.no_grad(), self.place.autocast():
-                ref_logits = self.ref(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits
-            ref_logp = token_logprobs(ref_logits[:, :-1].float(), mb.targets)
+            with torch.no_grad():
+                ref_logp = self._logprobs(self.ref, mb)
         out = policy_loss(
             logp, mb.old_logprobs, mb.advantages, mb.loss_mask, totals=totals,
             aggregation=algo.loss_aggregation, clip_eps_low=algo.clip_eps_low,

@@ -46,6 +46,11 @@ class VllmBackend(GenerationBackend):
             # vLLM CPU keeps a core for itself by default; giving it all cores measured 1.6x here.
             os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; the default 4 is a lot on a small box
+            # The engine in this process: the multi-process engine's worker busy-polls its shared
+            # memory queue for 1 s after every message, i.e. through every gap between calls, and
+            # on a small CPU box that spin takes the cores the learner and the reward workers need
+            # (docs/benchmarks.md: async DASH 0.51 -> 0.28 s per step on 2 cores).
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         self.engine_args = dict(
             # On CPU float32 keeps the log-probs comparable with the learner's forward pass.
             dtype=("float32" if not self.on_gpu else "auto") if dtype == "auto" else dtype,

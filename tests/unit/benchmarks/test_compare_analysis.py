@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 
-from compare_analysis import eval_clock, pipeline_result, ratio, training_clock, trl_result  # noqa: E402
+from compare_analysis import eval_clock, pipeline_result, ratio, time_to, training_clock, trl_result  # noqa: E402
 
 
 def ev(version, acc, end, seconds=2.0):
@@ -61,3 +61,9 @@ def test_ratio_cells_and_trl_rows():
                       "seconds": {"inference": 8, "backprop": 4, "waiting": 0, "total": 12.5}, "trl_version": "1.16.0"})
     assert res.time_to_target_s == 12.5 and res.start_accuracy == 0.05 and res.best_accuracy == 0.31
     assert res.seconds["inference"] == 8.0 and "1.16.0" in res.notes
+
+
+def test_time_to_reads_the_first_crossing_off_a_curve():
+    curve = [(0.0, 0.2), (10.0, 0.36), (20.0, 0.33), (30.0, 0.41)]
+    assert time_to(curve, 0.35) == 10.0 and time_to(curve, 0.40) == 30.0
+    assert time_to(curve, 0.5) is None and time_to([], 0.1) is None
