@@ -147,7 +147,7 @@ def main() -> None:
     r = connect(redis_server.url)
     load_before = os.getloadavg()
     backend = make_backend(cfg)
-    task = load_task(cfg.task, cfg.seed)
+    task = load_task(cfg.task, cfg.data_seed)
     renderer = PromptRenderer(AutoTokenizer.from_pretrained(str(model_dir)), task.system_prompt)
     small = max(1, args.micro_batch // args.group)
     res: dict[str, list[tuple[float, float]]] = {"raw": [], "sampler": [], "preemptive": [], "small": []}

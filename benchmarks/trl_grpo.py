@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.overrides)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model.path, trust_remote_code=cfg.model.trust_remote_code)
-    task = load_task(cfg.task, cfg.seed)
+    task = load_task(cfg.task, cfg.data_seed)
     renderer = PromptRenderer(tokenizer, task.system_prompt)
     dataset, dropped = build_data(cfg, renderer, task)
     backend = HFBackend(cfg.model.path, dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code)

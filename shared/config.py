@@ -84,6 +84,10 @@ class TaskConfig(Strict):
     None: the source's default (reasoning-gym's <answer> instruction; files: a \\boxed{} one); '': none."""
     reward_workers: int = Field(default=2, ge=1)
     """Processes scoring completions off the generation loop (math-verify needs a main thread each)."""
+    split_seed: int | None = None
+    """Seed of the problems and the train/held-out split; None: the run's `seed`. Set it to vary
+    the run's seed (prompt order, sampling, initialisation) over the same problems and held-out
+    set, e.g. for several seeds of one experiment on one starting policy."""
 
 
 class AlgoConfig(Strict):
@@ -226,10 +230,16 @@ class StreamsConfig(Strict):
 
 
 class RunConfig(Strict):
+    @property
+    def data_seed(self) -> int:
+        """The seed of the task's problems and split (`task.split_seed`, else `seed`)."""
+        return self.seed if self.task.split_seed is None else self.task.split_seed
+
     run_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     """Run identifier; namespaces every Redis key. Generated when absent."""
     seed: int = 0
-    """Seeds prompt order, sampling and initialisation."""
+    """Seeds prompt order, sampling and initialisation (and the task split, unless
+    `task.split_seed` is set)."""
     output_dir: str = "runs"
     """Run folders are written under this directory."""
     model: ModelConfig = Field(default_factory=ModelConfig)

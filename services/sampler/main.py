@@ -42,7 +42,7 @@ def build(cfg: RunConfig, r, run_id: str, metrics, local_dir: Path, backend=None
 
     s, keys = cfg.sampler, RunKeys(run_id)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model.path, trust_remote_code=cfg.model.trust_remote_code)
-    task = load_task(cfg.task, cfg.seed)
+    task = load_task(cfg.task, cfg.data_seed)
     renderer = PromptRenderer(tokenizer, task.system_prompt)
     pool = RewardPool(reward_spec(cfg.task), cfg.task.reward_timeout_s, cfg.task.reward_workers)
     backend = backend or make_backend(cfg)

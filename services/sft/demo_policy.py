@@ -169,7 +169,7 @@ def recipe_for(cfg) -> DemoRecipe:
     src = cfg.task.source
     if not isinstance(src, ReasoningGymTask):
         raise ConfigError("task.source: the demo policy is built for a reasoning_gym task")
-    return DemoRecipe(task=src.name, params=dict(src.params), seed=cfg.seed, run_size=src.size,
+    return DemoRecipe(task=src.name, params=dict(src.params), seed=cfg.data_seed, run_size=src.size,
                       eval_size=cfg.task.eval_size)
 
 

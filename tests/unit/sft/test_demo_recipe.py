@@ -51,3 +51,15 @@ def test_recipe_takes_the_configs_task_and_split():
     assert (r.run_size, r.eval_size) == (1000, 50)
     _, held = held_out_of(r)
     assert [e["question"] for e in held] == [p.question for p in load_task(cfg.task, cfg.seed).eval]
+
+
+def test_split_seed_keeps_problems_and_start_policy_across_run_seeds():
+    base = ["task.source.size=300", "task.eval_size=20"]
+    a = load_config("configs/demo-cpu.yaml", [*base, "seed=0"])
+    b = load_config("configs/demo-cpu.yaml", [*base, "seed=7", "task.split_seed=0"])
+    c = load_config("configs/demo-cpu.yaml", [*base, "seed=7"])
+    assert (a.data_seed, b.data_seed, c.data_seed) == (0, 0, 7)
+    assert recipe_for(a).digest() == recipe_for(b).digest() != recipe_for(c).digest()  # same starting policy
+    held = [p.question for p in load_task(a.task, a.data_seed).eval]
+    assert held == [p.question for p in load_task(b.task, b.data_seed).eval]
+    assert held != [p.question for p in load_task(c.task, c.data_seed).eval]
