@@ -12,7 +12,9 @@ so every completion token sees exactly what it sees in its own row, at the same 
 its log-prob (and gradient) is the same. The first token of every completion is predicted by
 the prompt's last position; token t > 0 of completion i by completion i's token t - 1. The
 row costs P + sum(Ci) tokens instead of G x P + sum(Ci): with the demo's 9-token prompts and
-6-token answers, G = 8, 57 instead of 120.
+6-token answers, G = 8, 57 instead of 120. Its attention is dense-masked, though, (P + sum Ci)^2
+pairs, so a group is shared only when that is cheaper overall (`worth_sharing`): short answers
+after a prompt, not 600-token solutions on a 0.5B model, which keep one row per sample.
 
 Two pure steps, like `batching`: `pack_shared` (which samples share which row, which rows
 make a micro-batch, under the same token budget and sample cap) and `collate_shared` (the
@@ -34,22 +36,45 @@ MASK_IMPLEMENTATIONS = ("sdpa", "eager")
 """Attention implementations that use a 4D attention mask as given."""
 
 
-def _rows(samples: Sequence[TrainSample], max_tokens: int, max_samples: int) -> list[list[int]]:
+def attention_weight(config) -> float:
+    """Forward FLOPs of one attended (query, key) pair relative to one token's linear layers:
+    4d (QK and AV) over 8d^2 + 6 d ff (projections, gated MLP), from an HF config. A shared row is
+    dense-masked, so its attention costs L^2 pairs where one row per sample costs sum (P + C)^2."""
+    d = int(getattr(config, "hidden_size", 0) or 0)
+    ff = int(getattr(config, "intermediate_size", 0) or 4 * d)
+    return 4.0 / (8 * d + 6 * ff) if d > 0 else 0.0
+
+
+def worth_sharing(prompt_len: int, completion_lens: Sequence[int], weight: float) -> bool:
+    """Whether one shared row costs less than one row per completion, at cost(L) = L + weight L^2.
+    Short completions after a prompt (the demo: 9 + 8 x 6) win; long ones (math, 100 + 4 x 600
+    tokens on a 0.5B model) lose, because the shared row's attention grows with the square."""
+    if len(completion_lens) < 2:
+        return False
+    cost = lambda n: n + weight * n * n  # noqa: E731
+    return cost(prompt_len + sum(completion_lens)) < sum(cost(prompt_len + c) for c in completion_lens)
+
+
+def _rows(samples: Sequence[TrainSample], max_tokens: int, max_samples: int, weight: float) -> list[list[int]]:
     """Samples grouped by identical prompt (first appearance order), each group cut into rows of
-    at most `max_samples` samples and, where possible, at most `max_tokens` tokens."""
+    at most `max_samples` samples and, where possible, at most `max_tokens` tokens; a group that
+    is not `worth_sharing` gets one row per sample."""
     by_prompt: dict[bytes, list[int]] = {}
     for i, s in enumerate(samples):
         by_prompt.setdefault(np.asarray(s.prompt_ids, dtype=np.int32).tobytes(), []).append(i)
     rows: list[list[int]] = []
     for members in by_prompt.values():
+        base = len(samples[members[0]].prompt_ids)
+        if not worth_sharing(base, [len(samples[i].completion_ids) for i in members], weight):
+            rows.extend([i] for i in members)
+            continue
         cur: list[int] = []
         size = 0
         for i in members:
             c = len(samples[i].completion_ids)
-            base = len(samples[i].prompt_ids)
             if cur and (len(cur) >= max_samples or size + c > max_tokens):
                 rows.append(cur)
-                cur, size = [], 0
+                cur = []
             if not cur:
                 size = base
             cur.append(i)
@@ -64,13 +89,15 @@ def row_length(samples: Sequence[TrainSample], row: Sequence[int]) -> int:
     return len(samples[row[0]].prompt_ids) + sum(len(samples[i].completion_ids) for i in row)
 
 
-def pack_shared(samples: Sequence[TrainSample], max_tokens: int, max_samples: int) -> list[list[list[int]]]:
+def pack_shared(samples: Sequence[TrainSample], max_tokens: int, max_samples: int,
+                attention: float = 0.0) -> list[list[list[int]]]:
     """Micro-batches of rows of sample indices. A micro-batch holds at most `max_samples`
     samples and its padded size (rows x longest row) is <= `max_tokens`, unless a single row is
-    longer (it cannot be split further). Deterministic: rows longest first, ties by first index."""
+    longer (it cannot be split further). `attention`: `attention_weight` of the model (0: share
+    every group). Deterministic: rows longest first, ties by first index."""
     if max_tokens < 1 or max_samples < 1:
         raise ValueError("max_tokens and max_samples must be >= 1")
-    rows = _rows(samples, max_tokens, max_samples)
+    rows = _rows(samples, max_tokens, max_samples, attention)
     lens = [row_length(samples, r) for r in rows]
     order = sorted(range(len(rows)), key=lambda k: (-lens[k], rows[k][0]))
     batches: list[list[list[int]]] = []

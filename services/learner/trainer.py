@@ -20,8 +20,8 @@ import torch
 from services.learner.batching import MicroBatch, TrainSample, collate, pack_micro_batches, update_groups
 from services.learner.distributed import DistContext, allreduce_grads, allreduce_sum
 from services.learner.model import Placement
-from services.learner.prompt_sharing import (MASK_IMPLEMENTATIONS, SharedMicroBatch, collate_shared,
-                                             gather_predicting_logits, pack_shared)
+from services.learner.prompt_sharing import (MASK_IMPLEMENTATIONS, SharedMicroBatch, attention_weight,
+                                             collate_shared, gather_predicting_logits, pack_shared)
 from shared.algo.loss import BatchTotals, policy_loss, token_logprobs
 from shared.config import RunConfig
 
@@ -79,6 +79,7 @@ class Trainer:
             log.warning("learner: share_prompts needs attention %s, the model uses %r: one row per sample",
                         " or ".join(MASK_IMPLEMENTATIONS), attn)
         self._float_mask = torch.float32 if attn == "eager" else None
+        self._attention = attention_weight(model.config)
 
     def train_step(self, samples: list[TrainSample], step: int) -> StepStats:
         algo = self.cfg.algo
@@ -128,8 +129,9 @@ class Trainer:
     def _micro_batches(self, samples: list[TrainSample]):
         """This rank's micro-batches of one update, on the device."""
         lc = self.cfg.learner
-        if self.share_prompts:
-            packed = pack_shared(samples, lc.micro_batch_tokens, lc.micro_batch_size)
+        packed = pack_shared(samples, lc.micro_batch_tokens, lc.micro_batch_size, self._attention) \
+            if self.share_prompts else []
+        if any(len(row) > 1 for mb in packed for row in mb):  # else the plain layout (its fast causal kernels)
             for rows in packed[self.ctx.rank :: self.ctx.world]:
                 yield collate_shared(samples, rows, self.pad_id, float_mask=self._float_mask).to(self.place.device)
             return

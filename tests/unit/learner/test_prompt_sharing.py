@@ -8,7 +8,8 @@ from transformers import AutoModelForCausalLM
 
 from services.learner.batching import TrainSample, collate
 from services.learner.model import placement
-from services.learner.prompt_sharing import collate_shared, gather_predicting_logits, pack_shared, row_length
+from services.learner.prompt_sharing import (attention_weight, collate_shared, gather_predicting_logits, pack_shared,
+                                             row_length, worth_sharing)
 from services.learner.trainer import Trainer
 from shared.algo.loss import token_logprobs
 from shared.config import RunConfig
@@ -36,6 +37,20 @@ def test_pack_groups_by_prompt_under_cap_and_budget():
     assert sorted(i for mb in tight for row in mb for i in row) == list(range(5))
     with pytest.raises(ValueError):
         pack_shared(samples, 0, 1)
+
+
+def test_sharing_only_where_it_is_cheaper():
+    class Cfg:  # the shapes of Qwen2.5-0.5B and of the CPU demo's model
+        hidden_size, intermediate_size = 896, 4864
+    qwen = attention_weight(Cfg)
+    assert qwen == pytest.approx(4 / (8 * 896 + 6 * 4864))
+    assert not worth_sharing(100, [600] * 4, qwen)  # long solutions: the shared row's attention costs more
+    assert worth_sharing(100, [150] * 4, qwen)
+    assert worth_sharing(9, [6] * 8, 4 / (8 * 128 + 6 * 512)) and not worth_sharing(9, [6], 0.0)
+    # a group that is not worth it keeps one row per sample
+    long = [_s([1, 2], [3] * 50), _s([1, 2], [4] * 50)]
+    assert pack_shared(long, 10_000, 8, attention=1.0) == [[[0], [1]]]
+    assert pack_shared(long, 10_000, 8, attention=0.0) == [[[0, 1]]]
 
 
 def test_collate_shared_layout():
