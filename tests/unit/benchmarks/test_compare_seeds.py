@@ -1,0 +1,24 @@
+"""benchmarks/compare_seeds.py: per-seed ratios against each run's own baseline, and medians."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
+
+from compare_seeds import rows  # noqa: E402
+
+
+def _run(seed, base_t, dash_t, base_steps=100, dash_steps=50):
+    res = lambda n, t, steps, total: {"name": n, "time_to_target_s": t, "steps": steps,  # noqa: E731
+                                      "seconds": {"total": total}}
+    return {"args": {"seed": seed, "time_limit": 600.0},
+            "results": [res("grpo-paper", base_t, base_steps, 100.0), res("dash", dash_t, dash_steps, 10.0)]}
+
+
+def test_rows_take_ratios_per_run_and_medians():
+    table = rows([_run(0, 100.0, 10.0), _run(1, 50.0, 20.0), _run(2, 80.0, None)])
+    assert table[0].count("seed") == 3
+    base, dash = table[2], table[3]
+    assert base.startswith("| grpo-paper | 100 (1.00), 100 | 50 (1.00), 100 | 80 (1.00), 100 | 1.00 | 1.00 | 1.00 |")
+    # dash: 0.10 and 0.40 (median 0.25); seed 2 never reached it; 0.2 s/step against 1.0
+    assert dash == "| dash | 10 (0.10), 50 | 20 (0.40), 50 | > 600, 50 | 0.25 | 0.20 | 0.20 |"
