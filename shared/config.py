@@ -176,8 +176,9 @@ class LearnerConfig(Strict):
     share_prompts: bool = True
     """Backpropagate each prompt once per micro-batch: a prompt's completions share one row
     after it (block attention mask, positions restarted), so G completions cost P + G x C
-    tokens instead of G x (P + C). Same gradient; needs sdpa or eager attention (else one row
-    per sample). Off: one row per sample, as TRL and the paper's code do."""
+    tokens instead of G x (P + C). Same gradient. Only where a FLOP estimate from the model's
+    shapes says the shared row is cheaper (short completions), and only with sdpa or eager
+    attention. Off: one row per sample, as TRL and the paper's code do."""
     lr: float = Field(default=3e-6, gt=0)
     """AdamW learning rate (the paper: 3e-6)."""
     weight_decay: float = Field(default=0.0, ge=0)
