@@ -13,7 +13,7 @@ entry is a real `dashrl run`: embedded Redis, vLLM sampler, learner, control pla
 6. dash-async-shared: as 5 with the learner's prompt sharing on (`learner.share_prompts`, dashrl's
    default: each prompt backpropagated once per micro-batch, not once per completion). Entries
    1-5 keep one row per sample, as TRL and the paper's code do, so 1-5 measure the paper's
-   ideas and 6 what dashrl adds on top;
+   ideas and 6 what dashrl adds on top; dash-nokl-shared: 4 with prompt sharing (synchronous);
 7. trl: TRL's own GRPOTrainer as it ships today (benchmarks/trl_grpo.py in .venv-trl), matched
    batch sizes and learning rate, its other settings at TRL's defaults.
 
@@ -46,7 +46,8 @@ from compare_doc import write_doc  # noqa: E402
 from services.control.report import read_jsonl  # noqa: E402
 from shared.configio import load_config  # noqa: E402
 
-ENTRIES = ("grpo-paper", "preemptive", "dash", "dash-nokl", "dash-async", "dash-async-shared", "trl")
+ENTRIES = ("grpo-paper", "preemptive", "dash", "dash-nokl", "dash-async", "dash-async-shared", "dash-nokl-shared",
+           "trl")
 
 
 def variants(m: int, g: int, micro: int, threshold: float) -> dict[str, list[str]]:
@@ -69,6 +70,7 @@ def variants(m: int, g: int, micro: int, threshold: float) -> dict[str, list[str
         "dash-nokl": dash + ["algo.kl_beta=0.0"],
         "dash-async": dash_async,
         "dash-async-shared": [o for o in dash_async if o != unshared],
+        "dash-nokl-shared": [o for o in dash if o != unshared] + ["algo.kl_beta=0.0"],
     }
 
 

@@ -27,8 +27,26 @@ BASE = "grpo-paper"
 
 def load(path: Path) -> dict:
     data = json.loads(path.read_text())
-    data["path"] = path
+    data["paths"] = [path]
     return data
+
+
+def merge_by_seed(runs: list[dict]) -> list[dict]:
+    """Runs of the same seed (an entry run later, on its own) become one run: their entries
+    side by side, each ratio taken against that seed's baseline."""
+    out: dict[int, dict] = {}
+    for run in runs:
+        seed = run["args"]["seed"]
+        if seed not in out:
+            out[seed] = {**run, "results": list(run["results"]), "argvs": [run.get("argv", [])],
+                         "finished": [run["args"].get("finished", "?")]}
+            continue
+        have = {r["name"] for r in out[seed]["results"]}
+        out[seed]["results"] += [r for r in run["results"] if r["name"] not in have]
+        out[seed]["paths"] += run["paths"]
+        out[seed]["argvs"].append(run.get("argv", []))
+        out[seed]["finished"].append(run["args"].get("finished", "?"))
+    return list(out.values())
 
 
 def per_step(r: dict) -> float:
@@ -69,10 +87,10 @@ def rows(runs: list[dict]) -> list[str]:
 
 
 def section(runs: list[dict]) -> str:
-    cmds = [" ".join(["benchmarks/compare.py", *run.get("argv", [])]) for run in runs]
-    when = ", ".join(str(run["args"].get("finished", "?")) for run in runs)
+    cmds = [" ".join(["benchmarks/compare.py", *argv]) for run in runs for argv in run["argvs"]]
+    when = ", ".join(str(f) for run in runs for f in run["finished"])
     lines = [HEADING, "",
-             f"Runs (finished {when}; raw: " + ", ".join(f"`{run['path'].relative_to(ROOT)}`" for run in runs)
+             f"Runs (finished {when}; raw: " + ", ".join(f"`{p.relative_to(ROOT)}`" for run in runs for p in run["paths"])
              + "), one after another on the same machine:", "",
              *[f"    .venv/bin/python {c}" for c in cmds], "",
              *rows(runs), "",
@@ -88,7 +106,7 @@ def main() -> int:
     p.add_argument("results", nargs="+", type=Path, help="results.json of compare.py runs")
     p.add_argument("--write-doc", action="store_true")
     args = p.parse_args()
-    runs = [load(path.resolve()) for path in args.results]
+    runs = merge_by_seed([load(path.resolve()) for path in args.results])
     text = section(runs)
     print(text)
     if args.write_doc:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 
-from compare_seeds import rows  # noqa: E402
+from compare_seeds import merge_by_seed, rows  # noqa: E402
 
 
 def _run(seed, base_t, dash_t, base_steps=100, dash_steps=50):
@@ -22,3 +22,14 @@ def test_rows_take_ratios_per_run_and_medians():
     assert base.startswith("| grpo-paper | 100 (1.00), 100 | 50 (1.00), 100 | 80 (1.00), 100 | 1.00 | 1.00 | 1.00 |")
     # dash: 0.10 and 0.40 (median 0.25); seed 2 never reached it; 0.2 s/step against 1.0
     assert dash == "| dash | 10 (0.10), 50 | 20 (0.40), 50 | > 600, 50 | 0.25 | 0.20 | 0.20 |"
+
+
+def test_an_entry_run_later_joins_its_seed():
+    later = {"args": {"seed": 0, "time_limit": 600.0, "finished": "t2"}, "paths": ["b"], "argv": ["--only", "x"],
+             "results": [{"name": "x", "time_to_target_s": 5.0, "steps": 10, "seconds": {"total": 2.0}}]}
+    first = {**_run(0, 100.0, 10.0), "paths": ["a"], "argv": []}
+    first["args"]["finished"] = "t1"
+    [merged] = merge_by_seed([first, later])
+    assert [r["name"] for r in merged["results"]] == ["grpo-paper", "dash", "x"]
+    assert merged["paths"] == ["a", "b"] and merged["finished"] == ["t1", "t2"]
+    assert rows([merged])[4] == "| x | 5 (0.05), 10 | 0.05 | 0.20 | 0.20 |"
