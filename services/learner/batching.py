@@ -44,21 +44,27 @@ def train_samples(batch: RolloutBatch) -> tuple[list[TrainSample], int]:
     return out, dropped
 
 
-def pack_micro_batches(lengths: Sequence[int], max_tokens: int, max_samples: int) -> list[list[int]]:
+def pack_micro_batches(lengths: Sequence[int], max_tokens: int, max_samples: int,
+                       counts: Sequence[int] | None = None) -> list[list[int]]:
     """Indices into `lengths`, grouped so that each group's padded size (count x its longest)
-    is <= `max_tokens` and its count <= `max_samples`. A sample longer than the budget forms a
-    group of its own (it cannot be split). Deterministic: longest first, ties by index."""
+    is <= `max_tokens` and its samples <= `max_samples`. An item holds `counts[i]` samples (1
+    each by default; a shared row of `prompt_sharing` holds several). An item longer than the
+    budget forms a group of its own (it cannot be split). Deterministic: longest first, ties by index."""
     if max_tokens < 1 or max_samples < 1:
         raise ValueError("max_tokens and max_samples must be >= 1")
+    counts = [1] * len(lengths) if counts is None else counts
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     groups: list[list[int]] = []
+    held = 0  # samples in the last group
     for i in order:
         cur = groups[-1] if groups else None
         # sorted descending: the group's longest is its first member
-        if cur and len(cur) < max_samples and (len(cur) + 1) * lengths[cur[0]] <= max_tokens:
+        if cur and held + counts[i] <= max_samples and (len(cur) + 1) * lengths[cur[0]] <= max_tokens:
             cur.append(i)
+            held += counts[i]
         else:
             groups.append([i])
+            held = counts[i]
     return groups
 
 

@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from services.learner.batching import TrainSample
+from services.learner.batching import TrainSample, pack_micro_batches
 
 MASK_IMPLEMENTATIONS = ("sdpa", "eager")
 """Attention implementations that use a 4D attention mask as given."""
@@ -94,25 +94,12 @@ def pack_shared(samples: Sequence[TrainSample], max_tokens: int, max_samples: in
     """Micro-batches of rows of sample indices. A micro-batch holds at most `max_samples`
     samples and its padded size (rows x longest row) is <= `max_tokens`, unless a single row is
     longer (it cannot be split further). `attention`: `attention_weight` of the model (0: share
-    every group). Deterministic: rows longest first, ties by first index."""
+    every group). Packed like one row per sample (`batching.pack_micro_batches`): longest first."""
     if max_tokens < 1 or max_samples < 1:
         raise ValueError("max_tokens and max_samples must be >= 1")
     rows = _rows(samples, max_tokens, max_samples, attention)
     lens = [row_length(samples, r) for r in rows]
-    order = sorted(range(len(rows)), key=lambda k: (-lens[k], rows[k][0]))
-    batches: list[list[list[int]]] = []
-    counts: list[int] = []
-    longest: list[int] = []
-    for k in order:
-        n = len(rows[k])
-        if batches and counts[-1] + n <= max_samples and (len(batches[-1]) + 1) * longest[-1] <= max_tokens:
-            batches[-1].append(rows[k])
-            counts[-1] += n
-        else:  # rows come longest first: a new micro-batch's first row is its longest
-            batches.append([rows[k]])
-            counts.append(n)
-            longest.append(lens[k])
-    return batches
+    return [[rows[k] for k in mb] for mb in pack_micro_batches(lens, max_tokens, max_samples, [len(r) for r in rows])]
 
 
 @dataclass
