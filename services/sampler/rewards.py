@@ -2,7 +2,8 @@
 
 A verifier turns (completion text, problem) into a float reward. Built in: reasoning-gym's own
 scorer for its datasets (answer taken from the last <answer>...</answer>), math-verify for
-{prompt, answer} files (\\boxed{} and `#### N` answers), and any `module:function` named in the
+{prompt, answer} files (the last \\boxed{} against a LaTeX or `#### N` reference, see
+`math_verifier`), and any `module:function` named in the
 config — `fn(completion: str, answer: str) -> float` — imported only from allowlisted module
 prefixes.
 
@@ -85,6 +86,8 @@ def _resolve(spec: RewardSpec) -> RewardFn:
             raise ConfigError(f"task.reward: {spec.target!r} is not callable")
         fn: RewardFn = lambda completion, answer, entry: user_fn(completion, answer)  # noqa: E731
     elif spec.kind == "math":
+        import services.sampler.math_verifier  # noqa: F401  (math-verify + sympy: ~3 s, at worker start)
+
         fn = math_reward
     elif spec.kind == "reasoning_gym":
         import reasoning_gym
@@ -99,23 +102,23 @@ def _resolve(spec: RewardSpec) -> RewardFn:
 
 
 def math_reward(completion: str, answer: str, entry: dict | None = None) -> float:
-    """1.0 when math-verify finds the completion's answer equal to the reference, else 0.0."""
-    from math_verify import parse, verify
+    """1.0 when the completion's last \\boxed{} (else its `#### N` line) equals the reference's
+    final answer, else 0.0 (no boxed answer: 0). What is accepted: `math_verifier` and
+    docs/sampler.md "What the MATH verifier accepts"."""
+    from services.sampler.math_verifier import answers_match
 
-    if "####" in answer:  # GSM8K-style reference: the worked solution ends with "#### N"
-        answer = answer.rsplit("####", 1)[1]
-    # Timeouts off here: the worker's SIGALRM around the whole call bounds it (one timer, not two).
-    gold = parse(answer, parsing_timeout=None)
-    pred = parse(completion, parsing_timeout=None)
-    return 1.0 if gold and pred and verify(gold, pred, timeout_seconds=None) else 0.0
+    return 1.0 if answers_match(answer, completion) else 0.0
 
 
-def _warm(spec: RewardSpec) -> None:
-    """Worker start: import the verifier now, so its first call isn't billed for the imports."""
+def _warm(spec: RewardSpec, ready) -> None:
+    """Worker start: import the verifier now, so its first call isn't billed for the imports
+    (math-verify takes ~3 s), then count this worker in `ready` (a shared counter)."""
     try:
         _resolve(spec)
     except Exception:  # the call itself will fail, score 0 and be counted
         log.exception("reward worker: cannot load verifier %s", spec)
+    with ready.get_lock():
+        ready.value += 1
 
 
 class RewardTimeout(BaseException):
@@ -157,7 +160,12 @@ class RewardPool:
     Thread-safe (the finisher thread and the eval in the loop thread share it). A stuck worker is
     judged pool-wide: calls outstanding and none finished for `stall_s` (every call ends within
     `timeout_s` by SIGALRM), so a job queued behind another job's long batch is not misjudged.
+    The clock starts when every worker has imported its verifier (a pool still starting is judged
+    stuck only after `startup_s`): otherwise a short `timeout_s` would kill each fresh pool
+    while it imports, forever.
     """
+
+    startup_s = 60.0
 
     def __init__(self, spec: RewardSpec, timeout_s: float, workers: int = 2) -> None:
         self.spec, self.timeout_s, self.workers = spec, timeout_s, workers
@@ -170,7 +178,8 @@ class RewardPool:
         self.last_progress = time.monotonic()
 
     def _new_pool(self):
-        return self._ctx.Pool(self.workers, initializer=_warm, initargs=(self.spec,))
+        self._ready, self._started = self._ctx.Value("i", 0), time.monotonic()
+        return self._ctx.Pool(self.workers, initializer=_warm, initargs=(self.spec, self._ready))
 
     def submit(self, items: list[tuple[str, str, dict]]) -> "ScoreJob":
         """items: (completion text, reference answer, problem entry)."""
@@ -199,7 +208,11 @@ class RewardPool:
 
     def stalled(self) -> bool:
         with self._lock:
-            return self.outstanding > 0 and time.monotonic() - self.last_progress > self.stall_s
+            now = time.monotonic()
+            if self._ready.value < self.workers:  # still starting: the stall clock starts when all are ready
+                self.last_progress = now
+                return now - self._started > self.startup_s
+            return self.outstanding > 0 and now - self.last_progress > self.stall_s
 
     def rebuild(self, seen_generation: int) -> None:
         """Kill the workers and start fresh ones (once, however many jobs noticed the stall)."""

@@ -90,3 +90,14 @@ def test_job_queued_behind_a_long_job_is_not_judged_stuck():
         assert pool.generation == 0
     finally:
         pool.close()
+
+
+def test_pool_still_importing_its_verifier_is_not_judged_stuck():
+    # The worker imports its verifier for 3 s, longer than stall_s (2.3 s at timeout 0.3 s): the
+    # stall clock starts once every worker is ready, so nothing is killed or counted as hung.
+    pool = RewardPool(RewardSpec("function", "tests.helpers.slow_import_reward:always_one"), timeout_s=0.3, workers=1)
+    try:
+        res = pool.score([("a", "", {}), ("b", "", {})])
+        assert res.scores.tolist() == [1.0, 1.0] and not res.failures and pool.generation == 0
+    finally:
+        pool.close()
