@@ -88,14 +88,14 @@ class EvalConfig(Strict):
     @model_validator(mode="after")
     def _computes_something(self) -> "EvalConfig":
         if not self.greedy and not self.pass_at_k:
-            raise ValueError(f"evals[{self.name}]: greedy is off and pass_at_k is empty: nothing to compute")
+            raise ValueError(f"pass_at_k: empty and greedy is off: eval {self.name!r} computes nothing")
         bad = [k for k in self.pass_at_k if not 1 <= k <= self.samples]
         if bad:
-            raise ValueError(f"evals[{self.name}].pass_at_k: {bad} not within 1..samples ({self.samples})")
+            raise ValueError(f"pass_at_k: {bad} not within 1..samples ({self.samples}) in eval {self.name!r}")
         if len(set(self.pass_at_k)) != len(self.pass_at_k):
-            raise ValueError(f"evals[{self.name}].pass_at_k: {self.pass_at_k} repeats a k")
+            raise ValueError(f"pass_at_k: {self.pass_at_k} repeats a k in eval {self.name!r}")
         if self.source.kind == "reasoning_gym" and self.size is None:
-            raise ValueError(f"evals[{self.name}].size: required for a reasoning_gym eval")
+            raise ValueError(f"size: required for a reasoning_gym eval ({self.name!r})")
         return self
 
 
@@ -109,7 +109,7 @@ def check_evals(evals: list[EvalConfig], eval_size: int) -> None:
     if len(held) > 1:
         raise ValueError(f"evals: {held} all use the held-out split; a run has one (give it one eval)")
     if any(e.source.kind == "held_out" and e.size is None for e in evals) and eval_size == 0:
-        raise ValueError(f"evals[{held[0]}].size: not set and task.eval_size is 0 (set either)")
+        raise ValueError(f"evals: held-out eval {held[0]!r} has no size and task.eval_size is 0 (set either)")
 
 
 def effective_evals(evals: list[EvalConfig] | None, eval_size: int) -> list[EvalConfig]:
