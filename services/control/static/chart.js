@@ -109,6 +109,10 @@
     if (lines.length > 1 || lines[0].label) {
       ctx.textAlign = "right";
       ctx.textBaseline = "top";
+      // a light box under the legend, so a line running through the corner does not hide it
+      const width = Math.max(...lines.map((l) => ctx.measureText(l.label || "").width));
+      ctx.fillStyle = "rgba(255, 255, 255, 0.85)";
+      ctx.fillRect(w - PAD.right - width - 6, PAD.top, width + 6, 13 * lines.length + 4);
       lines.forEach((l, i) => {
         ctx.fillStyle = l.color || COLORS[i % COLORS.length];
         ctx.fillText(l.label || "", w - PAD.right - 2, PAD.top + 2 + 13 * i);
