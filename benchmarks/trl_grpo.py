@@ -260,12 +260,15 @@ def make_evaluate(cfg, renderer, task, backend):
     import torch
 
     from services.sampler.backends import SamplingSettings
+    from services.sampler.eval_sets import EvalSet
     from services.sampler.evaluation import SOLVED, Evaluator
     from services.sampler.rewards import RewardPool, reward_spec
+    from shared.eval_config import DEFAULT_EVAL, EvalConfig
 
-    s = cfg.sampler
-    pool = RewardPool(reward_spec(cfg.task), cfg.task.reward_timeout_s, cfg.task.reward_workers)
-    evaluator = Evaluator(task.eval, renderer, pool, SamplingSettings(), s.max_prompt_tokens, None)
+    s, spec = cfg.sampler, reward_spec(cfg.task)
+    pool = RewardPool(spec, cfg.task.reward_timeout_s, cfg.task.reward_workers)
+    held_out = EvalSet(EvalConfig(name=DEFAULT_EVAL), task.eval, spec, renderer.system_prompt)
+    evaluator = Evaluator(held_out, renderer, pool, SamplingSettings(), s.max_prompt_tokens)
     greedy = SamplingSettings(n=1, temperature=0.0, top_k=s.top_k, top_p=s.top_p,
                               max_new_tokens=s.max_new_tokens, seed=cfg.seed)
 

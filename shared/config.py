@@ -14,11 +14,8 @@ from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-
-class Strict(BaseModel):
-    """Base for every config section: unknown keys are errors, docstrings are field docs."""
-
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+from shared.config_base import Strict
+from shared.eval_config import EvalConfig, check_evals, effective_evals
 
 
 class ModelConfig(Strict):
@@ -78,7 +75,12 @@ class TaskConfig(Strict):
     reward_timeout_s: float = Field(default=5.0, gt=0)
     """A reward call slower than this scores 0 and is counted as timed out."""
     eval_size: int = Field(default=200, ge=0)
-    """Held-out problems scored by the periodic eval (0 disables eval)."""
+    """Held-out problems split off the training source (or read from its `eval_path`) and scored
+    by the periodic eval (0: none). With `evals`, the size of a `held_out` eval that gives none."""
+    evals: list[EvalConfig] | None = None
+    """Named evals, each scored every `sampler.eval_every` versions; the first is the headline
+    (progress line, summary). None: one eval `held_out` of `eval_size` problems, greedy plus one
+    sample, as before `evals` existed; []: no eval."""
     system_prompt: str | None = None
     """System message (chat template: a system turn; otherwise a paragraph before the question).
     None: the source's default (reasoning-gym's <answer> instruction; files: a \\boxed{} one); '': none."""
@@ -88,6 +90,21 @@ class TaskConfig(Strict):
     """Seed of the problems and the train/held-out split; None: the run's `seed`. Set it to vary
     the run's seed (prompt order, sampling, initialisation) over the same problems and held-out
     set, e.g. for several seeds of one experiment on one starting policy."""
+
+    @model_validator(mode="after")
+    def _evals_consistent(self) -> "TaskConfig":
+        check_evals(self.evals or [], self.eval_size)
+        return self
+
+    @property
+    def eval_specs(self) -> list[EvalConfig]:
+        """The run's evals in order (`evals`, or the one `held_out` eval built from `eval_size`)."""
+        return effective_evals(self.evals, self.eval_size)
+
+    @property
+    def held_out_size(self) -> int:
+        """Problems to split off the training source for the `held_out` eval (0: no split)."""
+        return next((e.size or 0 for e in self.eval_specs if e.source.kind == "held_out"), 0)
 
 
 class AlgoConfig(Strict):

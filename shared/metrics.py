@@ -47,6 +47,7 @@ class SamplerMetrics:
     reward_mean: Gauge
     kept_fraction: Gauge
     eval_accuracy: Gauge
+    eval_pass_at_k: Gauge
     reward_failures: Counter
     generate_seconds: Histogram
     stream: StreamMetrics
@@ -67,7 +68,8 @@ def sampler_metrics(reg: CollectorRegistry | None = None) -> tuple[SamplerMetric
         weight_rejected=Counter("dashrl_sampler_weights_rejected_total", "Weight versions refused (checksum or load failure)", ["reason"], registry=reg),
         reward_mean=Gauge("dashrl_reward_mean", "Mean reward of the latest batch (before filtering)", registry=reg),
         kept_fraction=Gauge("dashrl_sampler_kept_fraction", "Fraction of the latest batch kept by gradient filtering", registry=reg),
-        eval_accuracy=Gauge("dashrl_eval_accuracy", "Held-out accuracy", ["mode"], registry=reg),
+        eval_accuracy=Gauge("dashrl_eval_accuracy", "Accuracy of each named eval (task.evals): greedy, or sampled pass@1", ["eval", "mode"], registry=reg),
+        eval_pass_at_k=Gauge("dashrl_sampler_eval_pass_at_k", "Unbiased pass@k of each named eval over its sampled completions", ["eval", "k"], registry=reg),
         reward_failures=Counter("dashrl_sampler_reward_failures_total", "Reward calls that raised or timed out (scored 0)", ["kind"], registry=reg),
         generate_seconds=Histogram("dashrl_sampler_generate_seconds", "Seconds per generation call", buckets=SECONDS_BUCKETS, registry=reg),
         stream=stream_metrics(reg, "sampler"),

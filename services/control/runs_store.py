@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-from services.control.status import SERIES_FIELDS, TERMINAL, RunView, derive_state, series_point, summarize
+from services.control.status import TERMINAL, RunView, derive_state, series_field, series_point, summarize
 from shared.config import RunConfig
 from shared.keys import RUNS_INDEX, RunKeys
 from shared.protocol import Heartbeat, ProtocolError, decode
@@ -168,7 +168,7 @@ class RunsStore:
         out = []
         start = str(since_ms + 1) if since_ms > 0 else "-"
         for raw_id, values in self.r.xrange(RunKeys(run_id).series, min=start, count=limit):
-            point = {k.decode(): float(v) for k, v in values.items() if k.decode() in SERIES_FIELDS}
+            point = {k.decode(): float(v) for k, v in values.items() if series_field(k.decode())}
             point["t"] = int(raw_id.decode().split("-")[0]) / 1000.0
             out.append(point)
         return out

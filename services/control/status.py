@@ -96,6 +96,9 @@ class RunView(BaseModel):
     tokens_per_s: TokensPerSecond = Field(default_factory=TokensPerSecond)
     reward_mean: float | None = None
     eval_accuracy: float | None = None
+    """The headline (first) eval's accuracy."""
+    evals: dict[str, float] = Field(default_factory=dict)
+    """Each named eval's latest accuracy (greedy, else sampled pass@1), in config order."""
     kept_fraction: float | None = None
     staleness: float | None = None
     """Versions between the learner and the rollouts: what the learner reports, else the lag of
@@ -170,6 +173,7 @@ def summarize(run_id: str, state: str, fields: dict[str, str], heartbeats: list[
                                      learner=_agg(_values(learner, "tokens_per_s"), "sum")),
         reward_mean=_agg(_values(sampler, "reward_mean") or _values(learner, "reward_mean"), "mean"),
         eval_accuracy=_agg(_values(sampler, "eval_accuracy") or _values(learner, "eval_accuracy"), "max"),
+        evals=_evals(sampler),
         kept_fraction=_agg(_values(sampler, "kept_fraction") or _values(learner, "kept_fraction"), "mean"),
         staleness=_staleness(learner, sampler),
         queue_depth=queue_depth,
@@ -179,6 +183,17 @@ def summarize(run_id: str, state: str, fields: dict[str, str], heartbeats: list[
         metrics_ports={k: int(v) for k, v in json.loads(fields.get("metrics_ports") or "{}").items()},
         run_dir=fields.get("run_dir"),
     )
+
+
+def _evals(sampler: list[dict[str, float]]) -> dict[str, float]:
+    """`eval_accuracy:<name>` heartbeat numbers by eval name (only shard 0 evaluates)."""
+    out: dict[str, float] = {}
+    for info in sampler:
+        for key, value in info.items():
+            if key.startswith(EVAL_PREFIX):
+                name = key[len(EVAL_PREFIX):]
+                out[name] = max(value, out.get(name, value))
+    return out
 
 
 def _staleness(learner: list[dict[str, float]], sampler: list[dict[str, float]]) -> float | None:
@@ -200,8 +215,15 @@ def _service_view(hb: Heartbeat, now: float) -> ServiceView:
                        info=hb.info)
 
 
+EVAL_PREFIX = "eval_accuracy:"
+"""Heartbeat and series keys of the named evals: `eval_accuracy:<name>`."""
 SERIES_FIELDS = ("policy_version", "learner_step", "reward_mean", "eval_accuracy", "kept_fraction",
                  "staleness", "queue_depth", "sampler_tokens_per_s", "learner_tokens_per_s")
+
+
+def series_field(key: str) -> bool:
+    """A key a chart sample may hold: a fixed field or one named eval's accuracy."""
+    return key in SERIES_FIELDS or key.startswith(EVAL_PREFIX)
 
 
 def series_point(view: RunView) -> dict[str, float]:
@@ -212,5 +234,6 @@ def series_point(view: RunView) -> dict[str, float]:
         "kept_fraction": view.kept_fraction, "staleness": view.staleness,
         "queue_depth": view.queue_depth, "sampler_tokens_per_s": view.tokens_per_s.sampler,
         "learner_tokens_per_s": view.tokens_per_s.learner,
+        **{EVAL_PREFIX + name: acc for name, acc in view.evals.items()},
     }
     return {k: float(v) for k, v in values.items() if v is not None}

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from services.sampler.backends import GenerationBackend, SamplingSettings
 from services.sampler.batching import Generated
-from services.sampler.evaluation import Evaluator, due
+from services.sampler.evaluation import EvalSuite, due, heartbeat_info
 from services.sampler.pipeline import BatchFinisher, Pending
 from services.sampler.rewards import RewardPool
 from services.sampler.tasks import PromptOrder, PromptRenderer, TaskSet
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 class SamplerLoop:
     def __init__(self, cfg: RunConfig, *, backend: GenerationBackend, renderer: PromptRenderer, task: TaskSet,
                  pool: RewardPool, follower: WeightsFollower, finisher: BatchFinisher,
-                 evaluator: Evaluator | None = None, metrics: SamplerMetrics | None = None) -> None:
+                 evaluator: EvalSuite | None = None, metrics: SamplerMetrics | None = None) -> None:
         s = cfg.sampler
         self.cfg, self.backend, self.renderer, self.task = cfg, backend, renderer, task
         self.pool, self.follower, self.finisher = pool, follower, finisher
@@ -102,11 +102,10 @@ class SamplerLoop:
         v = self.follower.version
         if self.evaluator is None or not due(v, self.last_eval_version, self.cfg.sampler.eval_every):
             return
-        res = self.evaluator.run(self.backend, v)
+        results = self.evaluator.run(self.backend, v)
         self.last_eval_version = v
-        if res is not None:
-            self.eval_info = {"eval_accuracy": res.greedy_accuracy, "eval_accuracy_sampled": res.sampled_accuracy,
-                              "eval_version": float(v)}
+        if results:
+            self.eval_info = heartbeat_info(results)
 
     def step(self, should_stop: Callable[[], bool]) -> None:
         """One iteration: swap if a newer version is out, maybe eval, generate, hand off."""

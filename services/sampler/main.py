@@ -32,7 +32,8 @@ def build(cfg: RunConfig, r, run_id: str, metrics, local_dir: Path, backend=None
     from transformers import AutoTokenizer
 
     from services.sampler.backends import make_backend
-    from services.sampler.evaluation import Evaluator
+    from services.sampler.eval_sets import exclude_eval_questions, load_eval_sets
+    from services.sampler.evaluation import build_suite
     from services.sampler.loop import SamplerLoop, run_dir
     from services.sampler.pipeline import BatchFinisher
     from services.sampler.rewards import RewardPool, reward_spec
@@ -43,8 +44,11 @@ def build(cfg: RunConfig, r, run_id: str, metrics, local_dir: Path, backend=None
     s, keys = cfg.sampler, RunKeys(run_id)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model.path, trust_remote_code=cfg.model.trust_remote_code)
     task = load_task(cfg.task, cfg.data_seed)
+    eval_sets = load_eval_sets(cfg.task, task, cfg.data_seed)
+    task = exclude_eval_questions(task, eval_sets)
     renderer = PromptRenderer(tokenizer, task.system_prompt)
-    pool = RewardPool(reward_spec(cfg.task), cfg.task.reward_timeout_s, cfg.task.reward_workers)
+    pool = RewardPool(reward_spec(cfg.task), cfg.task.reward_timeout_s, cfg.task.reward_workers,
+                      also=tuple(e.reward for e in eval_sets))
     backend = backend or make_backend(cfg)
     store = make_store(cfg.learner.weight_store, run_id=run_id, root=run_dir(cfg, run_id) / "weights", r=r,
                        keep_versions=cfg.learner.keep_versions)
@@ -59,10 +63,9 @@ def build(cfg: RunConfig, r, run_id: str, metrics, local_dir: Path, backend=None
     finisher = BatchFinisher(writer, cfg.algo, run_id=run_id, sampler_id=sampler_id, metrics=metrics,
                              should_stop=should_stop, calls_log=calls_log)
     evaluator = None
-    if s.eval_every > 0 and s.shard_index == 0 and task.eval:
-        loop_settings = SamplerLoop.sampling_settings(cfg)
-        evaluator = Evaluator(task.eval, renderer, pool, loop_settings, s.max_prompt_tokens,
-                              run_dir(cfg, run_id), metrics)
+    if s.eval_every > 0 and s.shard_index == 0 and any(e.problems for e in eval_sets):
+        evaluator = build_suite(eval_sets, renderer, pool, SamplerLoop.sampling_settings(cfg), s.max_prompt_tokens,
+                                run_dir(cfg, run_id), metrics)
     return SamplerLoop(cfg, backend=backend, renderer=renderer, task=task, pool=pool, follower=follower,
                        finisher=finisher, evaluator=evaluator, metrics=metrics), sampler_id
 

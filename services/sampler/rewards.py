@@ -110,13 +110,14 @@ def math_reward(completion: str, answer: str, entry: dict | None = None) -> floa
     return 1.0 if answers_match(answer, completion) else 0.0
 
 
-def _warm(spec: RewardSpec, ready) -> None:
-    """Worker start: import the verifier now, so its first call isn't billed for the imports
+def _warm(ready, *specs: RewardSpec) -> None:
+    """Worker start: import the verifiers now, so a first call isn't billed for the imports
     (math-verify takes ~3 s), then count this worker in `ready` (a shared counter)."""
-    try:
-        _resolve(spec)
-    except Exception:  # the call itself will fail, score 0 and be counted
-        log.exception("reward worker: cannot load verifier %s", spec)
+    for spec in specs:
+        try:
+            _resolve(spec)
+        except Exception:  # the call itself will fail, score 0 and be counted
+            log.exception("reward worker: cannot load verifier %s", spec)
     with ready.get_lock():
         ready.value += 1
 
@@ -167,8 +168,10 @@ class RewardPool:
 
     startup_s = 60.0
 
-    def __init__(self, spec: RewardSpec, timeout_s: float, workers: int = 2) -> None:
+    def __init__(self, spec: RewardSpec, timeout_s: float, workers: int = 2,
+                 also: tuple[RewardSpec, ...] = ()) -> None:
         self.spec, self.timeout_s, self.workers = spec, timeout_s, workers
+        self.warm = (spec, *dict.fromkeys(s for s in also if s != spec))  # other verifiers (evals')
         self.stall_s = timeout_s + max(2.0, timeout_s)
         self._ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch/vLLM threads
         self._lock = threading.Lock()
@@ -179,14 +182,15 @@ class RewardPool:
 
     def _new_pool(self):
         self._ready, self._started = self._ctx.Value("i", 0), time.monotonic()
-        return self._ctx.Pool(self.workers, initializer=_warm, initargs=(self.spec, self._ready))
+        return self._ctx.Pool(self.workers, initializer=_warm, initargs=(self._ready, *self.warm))
 
-    def submit(self, items: list[tuple[str, str, dict]]) -> "ScoreJob":
-        """items: (completion text, reference answer, problem entry)."""
-        return ScoreJob(self, items)
+    def submit(self, items: list[tuple[str, str, dict]], spec: RewardSpec | None = None) -> "ScoreJob":
+        """items: (completion text, reference answer, problem entry); `spec`: another verifier
+        than the pool's (an eval's)."""
+        return ScoreJob(self, items, spec)
 
-    def score(self, items: list[tuple[str, str, dict]]) -> ScoreResult:
-        return self.submit(items).result()
+    def score(self, items: list[tuple[str, str, dict]], spec: RewardSpec | None = None) -> ScoreResult:
+        return self.submit(items, spec).result()
 
     def apply(self, args: tuple, deliver: Callable[[tuple[float, str]], None]) -> int:
         """Queue one `score_one(*args)`; `deliver` gets its result. Returns the pool generation."""
@@ -231,12 +235,12 @@ class RewardPool:
 
 
 class ScoreJob:
-    def __init__(self, pool: RewardPool, items: list[tuple[str, str, dict]]) -> None:
+    def __init__(self, pool: RewardPool, items: list[tuple[str, str, dict]], spec: RewardSpec | None = None) -> None:
         self.pool, self.n, self.start = pool, len(items), time.monotonic()
         self.done: queue.Queue = queue.Queue()
         self.generation = -1
         for i, (completion, answer, entry) in enumerate(items):
-            self.generation = pool.apply((pool.spec, completion, answer, entry, pool.timeout_s),
+            self.generation = pool.apply((spec or pool.spec, completion, answer, entry, pool.timeout_s),
                                          lambda res, i=i: self.done.put((i, res)))
 
     def result(self) -> ScoreResult:

@@ -50,9 +50,9 @@ class TaskSet:
 def load_task(cfg: TaskConfig, seed: int) -> TaskSet:
     src = cfg.source
     if isinstance(src, ReasoningGymTask):
-        train, held_out, default_prompt = _reasoning_gym(src, cfg.eval_size, seed)
+        train, held_out, default_prompt = _reasoning_gym(src, cfg.held_out_size, seed)
     else:
-        train, held_out = _file_task(src, cfg.eval_size, seed)
+        train, held_out = _file_task(src, cfg.held_out_size, seed)
         default_prompt = JSONL_SYSTEM_PROMPT
     train, dropped = drop_held_out_questions(train, held_out)
     if dropped:

@@ -170,7 +170,7 @@ def recipe_for(cfg) -> DemoRecipe:
     if not isinstance(src, ReasoningGymTask):
         raise ConfigError("task.source: the demo policy is built for a reasoning_gym task")
     return DemoRecipe(task=src.name, params=dict(src.params), seed=cfg.data_seed, run_size=src.size,
-                      eval_size=cfg.task.eval_size)
+                      eval_size=cfg.task.held_out_size)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -44,6 +44,9 @@
     $("s-samples").textContent = fmt(run.samples);
     $("s-reward").textContent = fmt(run.reward_mean, 3);
     $("s-acc").textContent = fmt(run.eval_accuracy, 3);
+    const names = Object.keys(run.evals || {});
+    $("s-acc").title = names.map((n) => n + " " + fmt(run.evals[n], 3)).join(", ");
+    $("acc-caption").textContent = names.length > 1 ? "eval accuracy (" + names.join(", ") + ")" : "eval accuracy";
     $("s-stok").textContent = fmt(run.tokens_per_s.sampler, 0);
     $("s-ltok").textContent = fmt(run.tokens_per_s.learner, 0);
     $("s-stale").textContent = fmt(run.staleness, 2);
@@ -83,15 +86,31 @@
     $("failure-log").textContent = failure.log_tail;
   }
 
+  function column(key) {
+    return state.points.filter((p) => typeof p[key] === "number").map((p) => [p.t, p[key]]);
+  }
+
+  // The keys of a chart with data-prefix (e.g. "eval_accuracy:" -> one line per named eval),
+  // in the order they first appear; [] when the run has none (then data-key's one line).
+  function prefixed(prefix) {
+    const keys = [];
+    for (const p of state.points) for (const k of Object.keys(p)) if (k.startsWith(prefix) && !keys.includes(k)) keys.push(k);
+    return keys;
+  }
+
   function drawCharts() {
     for (const canvas of document.querySelectorAll("canvas[data-key]")) {
-      const key = canvas.dataset.key;
-      const pts = state.points.filter((p) => typeof p[key] === "number").map((p) => [p.t, p[key]]);
       // one time axis for every chart: from the first to the last sample of the run
       const opts = state.points.length ? { t0: state.points[0].t, t1: state.points[state.points.length - 1].t } : {};
       if (canvas.dataset.min !== undefined) opts.min = Number(canvas.dataset.min);
       if (canvas.dataset.max !== undefined) opts.max = Number(canvas.dataset.max);
-      window.drawChart(canvas, pts, opts);
+      const keys = canvas.dataset.prefix ? prefixed(canvas.dataset.prefix) : [];
+      if (keys.length > 1) {
+        const lines = keys.map((k) => ({ label: k.slice(canvas.dataset.prefix.length), points: column(k) }));
+        window.drawLines(canvas, lines, opts);
+      } else {
+        window.drawChart(canvas, column(canvas.dataset.key), opts);
+      }
     }
   }
 

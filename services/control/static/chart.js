@@ -1,5 +1,6 @@
 // A small line chart on a <canvas>: no library, no network. drawChart(canvas, points, opts)
-// with points = [[t_seconds, value], ...] (t ascending). The x axis runs from opts.t0 to opts.t1
+// with points = [[t_seconds, value], ...] (t ascending); drawLines(canvas, [{label, points}], opts)
+// for several series with a legend. The x axis runs from opts.t0 to opts.t1
 // (default: the first and last point), labelled as time since t0; the y axis is padded around the
 // data unless opts.min/opts.max pin it.
 "use strict";
@@ -72,31 +73,57 @@
     return [sx, sy];
   }
 
-  function drawChart(canvas, points, opts) {
+  // Line colours in order: the first line keeps the single-line charts' blue.
+  const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2"];
+
+  function drawLine(ctx, sx, sy, points, t0, color) {
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 1.8;
+    ctx.beginPath();
+    points.forEach((p, i) => (i ? ctx.lineTo(sx(p[0] - t0), sy(p[1])) : ctx.moveTo(sx(p[0] - t0), sy(p[1]))));
+    ctx.stroke();
+    ctx.fillStyle = color;
+    const last = points[points.length - 1];
+    ctx.beginPath(); ctx.arc(sx(last[0] - t0), sy(last[1]), 2.5, 0, 2 * Math.PI); ctx.fill();
+  }
+
+  // Several series on one chart: lines = [{label, points}, ...]; a legend names them when
+  // there is more than one (or the one has a label).
+  function drawLines(canvas, lines, opts) {
     opts = opts || {};
     const [ctx, w, h] = setup(canvas);
-    if (!points.length) {
+    lines = lines.filter((l) => l.points.length);
+    if (!lines.length) {
       ctx.fillStyle = "#9ca3af";
       ctx.textAlign = "center";
       ctx.textBaseline = "middle";
       ctx.fillText("no data yet", w / 2, h / 2);
       return;
     }
-    const t0 = opts.t0 !== undefined ? opts.t0 : points[0][0];
-    const tEnd = opts.t1 !== undefined ? opts.t1 : points[points.length - 1][0];
-    const xs = points.map((p) => p[0] - t0);
-    const ys = points.map((p) => p[1]);
+    const all = lines.flatMap((l) => l.points);
+    const t0 = opts.t0 !== undefined ? opts.t0 : Math.min(...all.map((p) => p[0]));
+    const tEnd = opts.t1 !== undefined ? opts.t1 : Math.max(...all.map((p) => p[0]));
     const xr = [0, Math.max(tEnd - t0, 1)];
-    const [sx, sy] = drawAxes(ctx, w, h, xr, yRange(ys, opts));
-    ctx.strokeStyle = opts.color || "#2563eb";
-    ctx.lineWidth = 1.8;
-    ctx.beginPath();
-    xs.forEach((x, i) => (i ? ctx.lineTo(sx(x), sy(ys[i])) : ctx.moveTo(sx(x), sy(ys[i]))));
-    ctx.stroke();
-    ctx.fillStyle = opts.color || "#2563eb";
-    const last = xs.length - 1;
-    ctx.beginPath(); ctx.arc(sx(xs[last]), sy(ys[last]), 2.5, 0, 2 * Math.PI); ctx.fill();
+    const [sx, sy] = drawAxes(ctx, w, h, xr, yRange(all.map((p) => p[1]), opts));
+    lines.forEach((l, i) => drawLine(ctx, sx, sy, l.points, t0, l.color || opts.color || COLORS[i % COLORS.length]));
+    if (lines.length > 1 || lines[0].label) {
+      ctx.textAlign = "right";
+      ctx.textBaseline = "top";
+      // a light box under the legend, so a line running through the corner does not hide it
+      const width = Math.max(...lines.map((l) => ctx.measureText(l.label || "").width));
+      ctx.fillStyle = "rgba(255, 255, 255, 0.85)";
+      ctx.fillRect(w - PAD.right - width - 6, PAD.top, width + 6, 13 * lines.length + 4);
+      lines.forEach((l, i) => {
+        ctx.fillStyle = l.color || COLORS[i % COLORS.length];
+        ctx.fillText(l.label || "", w - PAD.right - 2, PAD.top + 2 + 13 * i);
+      });
+    }
+  }
+
+  function drawChart(canvas, points, opts) {
+    drawLines(canvas, [{ points: points }], opts);
   }
 
   window.drawChart = drawChart;
+  window.drawLines = drawLines;
 })();

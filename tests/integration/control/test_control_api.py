@@ -84,15 +84,19 @@ def test_run_lifecycle_survives_a_control_plane_restart(control, redis_client, r
 
         rs = RunState(redis_client, "life-1")  # what the services do
         rs.heartbeat("learner", "l0", "running", {"step": 2, "policy_version": 2, "tokens_per_s": 50.0})
-        rs.heartbeat("sampler", "s0", "running", {"policy_version": 1, "tokens_per_s": 900.0, "reward_mean": 0.5})
+        rs.heartbeat("sampler", "s0", "running", {"policy_version": 1, "tokens_per_s": 900.0, "reward_mean": 0.5,
+                                                  "eval_accuracy": 0.25, "eval_accuracy:math500": 0.25,
+                                                  "eval_accuracy:gsm8k": 0.5})
         got = c.get("/v1/runs/life-1").json()
         assert got["state"] == "running" and got["policy_version"] == 2 and got["learner_step"] == 2
         assert got["tokens_per_s"] == {"sampler": 900.0, "learner": 50.0} and got["reward_mean"] == 0.5
+        assert got["eval_accuracy"] == 0.25 and got["evals"] == {"math500": 0.25, "gsm8k": 0.5}
         assert {s["service"] for s in got["services"]} == {"learner", "sampler"}
         assert got["started_at"] is not None
 
         points = wait_for(lambda: c.get("/v1/runs/life-1/series").json()["points"], "a dashboard sample")
         assert points[-1]["policy_version"] == 2.0 and points[-1]["t"] > 0
+        assert (points[-1]["eval_accuracy:math500"], points[-1]["eval_accuracy:gsm8k"]) == (0.25, 0.5)  # one line each
 
         stop = c.post("/v1/runs/life-1/stop", json={"reason": "test"})
         assert stop.status_code == 202 and stop.json()["state"] == "stopping"

@@ -3,6 +3,7 @@ launcher), with the real sampler (transformers backend) and learner on a tiny mo
 
 One run serves the module (it costs the CPU time): while it trains, a real Prometheus scrapes the
 three services and headless Chromium loads the dashboard; the last test stops it gracefully.
+The run has two named evals (`task.evals`), so both show up in Prometheus and on the dashboard.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ pytestmark = pytest.mark.slow
 # The docs' screenshot is refreshed only on request (DASHRL_UPDATE_DOCS_SCREENSHOT=1), so a test
 # run leaves the tree clean.
 DOCS_SCREENSHOT = ROOT / "docs/img/dashboard.png"
+EVALS = [{"name": "held", "size": 4},
+         {"name": "arith", "source": {"kind": "reasoning_gym", "name": "basic_arithmetic"}, "size": 3,
+          "greedy": False, "samples": 2, "pass_at_k": [1, 2]}]
 
 
 @dataclass
@@ -43,7 +47,7 @@ def live(tmp_path_factory, redis_proc):
     server = ControlServer(redis_proc.url, work, launcher="local").start()
     try:
         with server.client() as api:
-            created = api.post("/v1/runs", json=tiny_run_config(work / "runs", model))
+            created = api.post("/v1/runs", json=tiny_run_config(work / "runs", model, task={"evals": EVALS}))
             assert created.status_code == 201, created.text
             yield Live(server, api, created.json()["id"], work / "runs")
     finally:
@@ -82,6 +86,11 @@ def test_prometheus_scrapes_the_three_services(live, tmp_path):
         assert steps[0]["metric"]["job"] == "dashrl-learner"
         assert wait_for(lambda: prom.query("sum(dashrl_sampler_tokens_total) > 0"), "sampler tokens", 60)
         assert prom.query('dashrl_control_runs{state="running"}')[0]["value"][1] == "1"
+        evals = wait_for(lambda: {r["metric"]["eval"] for r in prom.query("dashrl_eval_accuracy")} == {"held", "arith"}
+                         and prom.query("dashrl_eval_accuracy"), "both named evals scraped", 60)
+        assert {(r["metric"]["eval"], r["metric"]["mode"]) for r in evals} == {
+            ("held", "greedy"), ("held", "sampled"), ("arith", "sampled")}
+        assert {r["metric"]["k"] for r in prom.query('dashrl_sampler_eval_pass_at_k{eval="arith"}')} == {"1", "2"}
 
 
 @pytest.mark.skipif(chromium_binary() is None, reason="chromium not installed (scripts/ensure-system-deps.sh)")
@@ -100,6 +109,13 @@ def test_dashboard_in_headless_chromium(live, tmp_path):
             let blue = 0; for (let i = 0; i < d.length; i += 4) if (d[i+2] > 200 && d[i] < 80) blue++;
             return blue > 20; }).length""")
         assert drawn >= 5, f"only {drawn} charts have a line"
+        # one line per named eval: the caption names both, and the second eval's (red) line is drawn
+        browser.wait_for("document.getElementById('acc-caption').textContent === 'eval accuracy (held, arith)'", 60)
+        red = browser.evaluate("""(() => { const c = document.querySelector('canvas[data-prefix]');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let red = 0; for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i+1] < 80 && d[i+2] < 80) red++;
+            return red; })()""")
+        assert red > 20, f"the eval chart has no second line ({red} red pixels)"
         target = DOCS_SCREENSHOT if os.environ.get("DASHRL_UPDATE_DOCS_SCREENSHOT") else tmp_path / "dashboard.png"
         path = browser.screenshot(target)
         browser.pump(2.5)  # one more poll cycle, so its errors (if any) are seen

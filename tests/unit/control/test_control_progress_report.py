@@ -4,7 +4,7 @@ import io
 import json
 
 from services.control.progress import Progress, format_line
-from services.control.report import read_jsonl, summarize_run, write_report
+from services.control.report import eval_lines, by_eval, read_jsonl, summarize_run, write_report
 from services.control.status import RunView, TokensPerSecond
 
 
@@ -64,3 +64,34 @@ def test_summary_shows_the_mean_of_the_last_three_evals_and_the_best(tmp_path):
 def test_report_without_metrics(tmp_path):
     assert write_report(tmp_path) is None
     assert summarize_run(tmp_path, None, None).final_accuracy is None
+
+
+def test_report_and_summary_with_two_named_evals(tmp_path):
+    rows = []
+    for v, (m, g) in enumerate([(0.10, 0.30), (0.20, 0.35), (0.25, 0.40)]):
+        rows += [{"name": "math500", "version": v, "time": 1000 + 10 * v, "greedy_accuracy": m},
+                 {"name": "gsm8k", "version": v, "time": 1001 + 10 * v, "sampled_accuracy": g,
+                  "pass_at_k": {"1": g}}]  # pass@k only: its accuracy is the sampled pass@1
+    write_rows(tmp_path / "eval.jsonl", rows)
+    write_rows(tmp_path / "metrics.jsonl", [{"step": 1, "time": 1005, "reward_mean": 0.2}])
+    assert list(by_eval(read_jsonl(tmp_path / "eval.jsonl"))) == ["math500", "gsm8k"]
+    lines, title = eval_lines(by_eval(read_jsonl(tmp_path / "eval.jsonl")))
+    assert [(label, [v for _, v in series]) for label, series in lines] == [
+        ("math500", [0.10, 0.20, 0.25]), ("gsm8k", [0.30, 0.35, 0.40])]  # one line per eval
+    assert "greedy" in title
+    png = write_report(tmp_path, started_at=1000)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    s = summarize_run(tmp_path, 1000.0, 1030.0)
+    assert (s.start_accuracy, s.final_accuracy, s.headline) == (0.10, 0.25, "math500")  # the first eval
+    text = "\n".join(s.lines())
+    assert "eval accuracy (math500): 0.100 at the start -> 0.250 at the end" in text
+    assert "gsm8k: 0.300 at the start -> 0.400 at the end" in text
+
+
+def test_rows_without_names_are_the_one_held_out_eval(tmp_path):
+    write_rows(tmp_path / "eval.jsonl", [{"version": v, "time": 1000 + v, "greedy_accuracy": 0.1, "sampled_accuracy": 0.2}
+                                         for v in (0, 1)])
+    lines, title = eval_lines(by_eval(read_jsonl(tmp_path / "eval.jsonl")))
+    assert [label for label, _ in lines] == ["greedy", "sampled"] and title == "eval accuracy (held-out)"
+    s = summarize_run(tmp_path, None, None)
+    assert s.headline is None and s.others is None and s.lines()[1].startswith("eval accuracy: 0.100")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from services.control.status import TERMINAL, derive_state, series_point, summarize
+from services.control.status import TERMINAL, derive_state, series_field, series_point, summarize
 from shared.protocol import Heartbeat
 
 
@@ -80,3 +80,17 @@ def test_staleness_falls_back_to_sampler_lag():
              hb("sampler", "s0", 10.0, policy_version=3), hb("sampler", "s1", 10.0, policy_version=5)]
     assert summarize("r", "running", {}, beats, None, 10.0).staleness == 2.0
     assert summarize("r", "running", {}, beats[1:], None, 10.0).staleness is None
+
+
+def test_named_evals_reach_the_view_and_the_chart_samples():
+    beats = [hb("sampler", "s0", 10.0, policy_version=4, eval_accuracy=0.3,
+                **{"eval_accuracy:math500": 0.3, "eval_accuracy:gsm8k": 0.45}),
+             hb("sampler", "s1", 10.0, policy_version=4)]  # shard 1 does not evaluate
+    view = summarize("r", "running", {}, beats, None, 10.0)
+    assert view.eval_accuracy == 0.3 and view.evals == {"math500": 0.3, "gsm8k": 0.45}
+    assert list(view.evals) == ["math500", "gsm8k"]  # config order: the first is the headline
+    point = series_point(view)
+    assert point["eval_accuracy"] == 0.3
+    assert (point["eval_accuracy:math500"], point["eval_accuracy:gsm8k"]) == (0.3, 0.45)
+    assert series_field("eval_accuracy:gsm8k") and series_field("reward_mean") and not series_field("bogus")
+    assert summarize("r", "running", {}, beats[1:], None, 10.0).evals == {}
