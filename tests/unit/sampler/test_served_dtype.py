@@ -18,7 +18,8 @@ def tiny(tmp_path_factory):
 
 
 @pytest.mark.parametrize("dtype, gpu, want", [
-    ("auto", False, "float32"), ("auto", True, "bfloat16"), ("bfloat16", False, "bfloat16"), ("float32", True, "float32"),
+    ("auto", False, "float32"), ("auto", True, "bfloat16"),
+    ("bfloat16", False, "bfloat16"), ("float32", True, "float32"),
 ])
 def test_vllm_engine_dtype_is_the_served_dtype(tiny, monkeypatch, dtype, gpu, want):
     for var, value in (("VLLM_CPU_NUM_OF_RESERVED_CPU", "0"), ("VLLM_CPU_KVCACHE_SPACE", "1"),
