@@ -16,13 +16,15 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 
 from shared.config_base import Strict
 from shared.eval_config import EvalConfig, check_evals, effective_evals
+from shared.precision import pure_bf16_problem
 
 
 class ModelConfig(Strict):
     path: str = "data/demo-policy"
     """Hugging Face causal-LM folder (config.json + weights + tokenizer) to start from."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    """Parameter dtype. `auto`: bfloat16 on CUDA, float32 on CPU."""
+    """Served dtype: the sampler's engine dtype and the dtype of every published weight version.
+    `auto`: bfloat16 on CUDA, float32 on CPU. How the learner trains is `learner.precision`."""
     trust_remote_code: bool = False
     """Passed to transformers; leave off unless the model folder needs custom code."""
 
@@ -222,6 +224,11 @@ class LearnerConfig(Strict):
     """Write a resumable checkpoint every N steps."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """auto: CUDA when present, else CPU."""
+    precision: Literal["auto", "fp32", "bf16-autocast", "bf16"] = "auto"
+    """fp32: float32 weights, AdamW state and forward; bf16-autocast: float32 master weights and
+    AdamW state, forward under bfloat16 autocast (CUDA or CPU); bf16: weights and AdamW state in
+    bfloat16, refused at lr < 1e-4 (the updates would round away). auto: bf16-autocast on CUDA
+    when `model.dtype` serves bfloat16, else fp32. See docs/learner.md (Precision)."""
     gradient_checkpointing: bool = False
     """Trade compute for memory on long completions."""
 
@@ -232,6 +239,13 @@ class LearnerConfig(Strict):
                 f"micro_batch_size: {self.micro_batch_size} is larger than train_batch_size "
                 f"({self.train_batch_size})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _bf16_needs_large_lr(self) -> "LearnerConfig":
+        problem = pure_bf16_problem(self.precision, self.lr)
+        if problem:
+            raise ValueError(f"precision: {problem}")
         return self
 
 

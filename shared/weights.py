@@ -2,9 +2,13 @@
 
 Owns the on-store layout of weight versions and their integrity check. A version is a Hugging
 Face folder (config.json, model.safetensors, generation_config.json, tokenizer files) plus
-`dashrl-manifest.json`: every file's name, size and sha256, the version, the step and whether
-the input and output embeddings are tied. `WeightsPublished.checksum` is the sha256 of the
-manifest's bytes, so one hash pins every byte of the version.
+`dashrl-manifest.json`: every file's name, size and sha256, the version, the step, the dtype of
+its tensors and whether the input and output embeddings are tied. `WeightsPublished.checksum`
+is the sha256 of the manifest's bytes, so one hash pins every byte of the version.
+
+A version is written in the served dtype (`publish(..., dtype=)`, the learner passes the
+resolved `model.dtype`): a learner training float32 master weights publishes bfloat16 tensors
+for a bfloat16 sampler, half the bytes, and config.json says so.
 
 Two stores (`LearnerConfig.weight_store`):
 - `fs`: `root/vN/`, written into `root/.tmp-vN/`, fsynced, then renamed: a folder named `vN`
@@ -22,6 +26,7 @@ instead of `reload_weights` in place.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -74,10 +79,37 @@ def tied_embeddings(path: str | Path) -> bool:
     return False
 
 
-def write_version_folder(model: Any, tokenizer: Any, folder: Path, version: int, step: int) -> bytes:
-    """Save model + tokenizer into `folder`, fsync every file, write the manifest; returns its bytes."""
+def save_model_as(model: Any, folder: Path, dtype: str | None = None) -> str:
+    """`model.save_pretrained(folder)` with floating-point tensors cast to `dtype` (None: as they
+    are); the model itself is not changed. Returns the dtype the tensors were saved in."""
+    import torch
+
+    own = str(model.dtype).removeprefix("torch.")
+    if dtype is None or dtype == own:
+        model.save_pretrained(folder, safe_serialization=True)
+        return own
+    target = getattr(torch, dtype)
+    cast: dict[tuple[int, tuple[int, ...]], torch.Tensor] = {}
+    state = {}
+    for name, t in model.state_dict().items():
+        # One cast per shared tensor: tied weights stay one tensor, so save_pretrained drops the alias.
+        key = (t.data_ptr(), tuple(t.shape))
+        if key not in cast:
+            cast[key] = t.to(target) if t.is_floating_point() else t
+        state[name] = cast[key]
+    model.save_pretrained(folder, state_dict=state, safe_serialization=True)
+    config = copy.deepcopy(model.config)
+    config.dtype = dtype  # save_pretrained wrote the master weights' dtype
+    config.save_pretrained(folder)
+    return dtype
+
+
+def write_version_folder(model: Any, tokenizer: Any, folder: Path, version: int, step: int,
+                         dtype: str | None = None) -> bytes:
+    """Save model (tensors in `dtype`, None: the model's own) + tokenizer into `folder`, fsync every
+    file, write the manifest; returns its bytes."""
     folder.mkdir(parents=True)
-    model.save_pretrained(folder, safe_serialization=True)
+    saved_dtype = save_model_as(model, folder, dtype)
     if tokenizer is not None:
         tokenizer.save_pretrained(folder)
     files = []
@@ -86,7 +118,7 @@ def write_version_folder(model: Any, tokenizer: Any, folder: Path, version: int,
             fsync_path(p)
             files.append({"name": p.name, "size": p.stat().st_size, "sha256": sha256_file(p)})
     manifest = json.dumps({
-        "format": 1, "version": version, "step": step, "files": files,
+        "format": 1, "version": version, "step": step, "files": files, "dtype": saved_dtype,
         "tie_word_embeddings": model_ties_embeddings(model),
     }, sort_keys=True, indent=1).encode()
     (folder / MANIFEST).write_bytes(manifest)
@@ -141,7 +173,9 @@ class WeightStore:
     def __init__(self, run_id: str, root: Path, keep_versions: int = 3) -> None:
         self.run_id, self.root, self.keep_versions = run_id, Path(root), keep_versions
 
-    def publish(self, model: Any, tokenizer: Any, version: int, step: int) -> WeightsPublished:
+    def publish(self, model: Any, tokenizer: Any, version: int, step: int,
+                dtype: str | None = None) -> WeightsPublished:
+        """Write version `version` (tensors in `dtype`; None: the model's own) and return its announcement."""
         raise NotImplementedError
 
     def fetch(self, msg: WeightsPublished, dest: Path | None = None) -> Path:
@@ -162,11 +196,12 @@ class FsWeightStore(WeightStore):
     def folder(self, version: int) -> Path:
         return self.root / f"v{version}"
 
-    def publish(self, model: Any, tokenizer: Any, version: int, step: int) -> WeightsPublished:
+    def publish(self, model: Any, tokenizer: Any, version: int, step: int,
+                dtype: str | None = None) -> WeightsPublished:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp, final = self.root / f".tmp-v{version}", self.folder(version)
         shutil.rmtree(tmp, ignore_errors=True)  # a crash's leftover
-        manifest = write_version_folder(model, tokenizer, tmp, version, step)
+        manifest = write_version_folder(model, tokenizer, tmp, version, step, dtype)
         if final.exists():  # re-published after a resume: move the old one aside, then replace
             old = self.root / f".old-v{version}-{time.time_ns()}"
             os.rename(final, old)
@@ -215,11 +250,12 @@ class RedisWeightStore(WeightStore):
         super().__init__(run_id, root, keep_versions)
         self.r, self.keys, self.chunk_bytes = r, RunKeys(run_id), chunk_bytes
 
-    def publish(self, model: Any, tokenizer: Any, version: int, step: int) -> WeightsPublished:
+    def publish(self, model: Any, tokenizer: Any, version: int, step: int,
+                dtype: str | None = None) -> WeightsPublished:
         key, tmp_key = self.keys.weight_blob(version), self.keys.weight_blob(version) + ":tmp"
         with tempfile.TemporaryDirectory(prefix="dashrl-publish-") as scratch:
             folder = Path(scratch) / "v"
-            manifest = write_version_folder(model, tokenizer, folder, version, step)
+            manifest = write_version_folder(model, tokenizer, folder, version, step, dtype)
             self.r.delete(tmp_key)
             for f in json.loads(manifest)["files"]:
                 with open(folder / f["name"], "rb") as fh:

@@ -220,7 +220,8 @@ class Learner:
 
     def _publish(self) -> float:
         t0 = time.perf_counter()
-        msg = self.parts.store.publish(self.trainer.model, self.tokenizer, self.state.policy_version, self.state.step)
+        msg = self.parts.store.publish(self.trainer.model, self.tokenizer, self.state.policy_version, self.state.step,
+                                       dtype=self.trainer.place.serve_dtype)  # the sampler's dtype, not the master's
         self.parts.announce.publish(msg)
         self.state.last_published = self.state.policy_version
         return time.perf_counter() - t0

@@ -1,9 +1,11 @@
 """Loading the policy (and, only when kl_beta > 0, a frozen reference) onto the right device.
 
-Owns device and precision choices. `ModelConfig.dtype = auto`: on CUDA the parameters and
-AdamW state stay float32 and the forward runs under bfloat16 autocast (a 3e-6 update is below
-bfloat16's resolution for most weights, so pure-bf16 parameters would silently drop it); on
-CPU everything is float32. An explicit dtype keeps the parameters in that dtype, no autocast.
+Owns the learner's device and precision choices (`placement`). Two settings (shared.precision):
+`model.dtype` is the served dtype, the one weight versions are published in; `learner.precision`
+is how the learner trains. The default (`auto`) on CUDA with a bfloat16-served model keeps float32
+master weights and AdamW state and runs the forward under bfloat16 autocast: a 3e-6 update is
+below bfloat16's resolution for most weights, so pure-bf16 parameters would silently drop it. On
+CPU the default is float32; `bf16-autocast` works there too (torch's CPU autocast), by config.
 """
 
 from __future__ import annotations
@@ -16,17 +18,22 @@ from typing import Any, Callable
 import torch
 
 from shared.config import LearnerConfig, ModelConfig
+from shared.precision import served_dtype, training_precision
 
 log = logging.getLogger(__name__)
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass
 class Placement:
     device: torch.device
     param_dtype: torch.dtype
+    """Dtype of the trained parameters and hence of AdamW's state (the master weights)."""
     autocast: Callable[[], contextlib.AbstractContextManager]
+    """Context the forward runs in (bfloat16 autocast, or nothing)."""
+    precision: str = "fp32"
+    """The resolved `learner.precision`: fp32, bf16-autocast or bf16."""
+    serve_dtype: str = "float32"
+    """The resolved `model.dtype`: weight versions are published in it."""
 
 
 def placement(model_cfg: ModelConfig, learner_cfg: LearnerConfig, local_rank: int = 0) -> Placement:
@@ -35,11 +42,14 @@ def placement(model_cfg: ModelConfig, learner_cfg: LearnerConfig, local_rank: in
         raise RuntimeError("learner.device=cuda but CUDA is not available")
     cuda = want == "cuda" or (want == "auto" and torch.cuda.is_available())
     device = torch.device(f"cuda:{local_rank}") if cuda else torch.device("cpu")
-    if model_cfg.dtype != "auto":
-        return Placement(device, DTYPES[model_cfg.dtype], contextlib.nullcontext)
-    if cuda:
-        return Placement(device, torch.float32, lambda: torch.autocast("cuda", dtype=torch.bfloat16))
-    return Placement(device, torch.float32, contextlib.nullcontext)
+    serve = served_dtype(model_cfg.dtype, cuda)
+    precision = training_precision(learner_cfg.precision, serve, cuda)
+    if precision == "bf16":
+        return Placement(device, torch.bfloat16, contextlib.nullcontext, precision, serve)
+    if precision == "bf16-autocast":
+        kind = device.type
+        return Placement(device, torch.float32, lambda: torch.autocast(kind, dtype=torch.bfloat16), precision, serve)
+    return Placement(device, torch.float32, contextlib.nullcontext, precision, serve)
 
 
 def load_policy(path: str, model_cfg: ModelConfig, place: Placement, *, gradient_checkpointing: bool = False
@@ -55,8 +65,9 @@ def load_policy(path: str, model_cfg: ModelConfig, place: Placement, *, gradient
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
     model.train()
-    log.info("loaded %s: %.1fM parameters, %s on %s", path,
-             sum(p.numel() for p in model.parameters()) / 1e6, place.param_dtype, place.device)
+    log.info("loaded %s: %.1fM parameters, %s weights on %s (precision %s; versions published in %s)", path,
+             sum(p.numel() for p in model.parameters()) / 1e6, place.param_dtype, place.device,
+             place.precision, place.serve_dtype)
     return model, tokenizer
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from shared.config import RunConfig
-from shared.configio import dump_config, load_config
+from shared.configio import ConfigError, dump_config, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHRL = Path(sys.executable).parent / "dashrl"
@@ -40,6 +40,8 @@ def dashrl(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     ("learner:\n  train_batch_size: 4\n  micro_batch_size: 8\n", "learner.micro_batch_size"),
     ("sampler:\n  group_size: 1\n", "sampler.group_size"),
     ("learner:\n  max_staleness: -1\n", "learner.max_staleness"),
+    ("learner:\n  precision: bf16\n  lr: 3.0e-6\n", "learner.precision"),     # updates below bf16's resolution
+    ("learner:\n  precision: fp16\n", "learner.precision"),
 ])
 def test_bad_config_exits_2_with_one_line_naming_the_key(tmp_path, yaml_text, key):
     path = tmp_path / "bad.yaml"
@@ -88,3 +90,19 @@ def test_task_source_override_without_kind_keeps_default_kind():
     assert cfg.task.source.name == "basic_arithmetic"
     jsonl = load_config(None, ["task.source.kind=jsonl", "task.source.path=train.jsonl"])
     assert jsonl.task.source.kind == "jsonl" and jsonl.task.source.path == "train.jsonl"
+
+
+def test_pure_bf16_at_a_small_lr_is_refused_with_the_reason():
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["learner.precision=bf16", "learner.lr=3e-6"])
+    msg = str(err.value)
+    assert msg.startswith("config: learner.precision: bf16 keeps weights and AdamW state in bfloat16")
+    assert "3e-06" in msg and "bf16-autocast" in msg and "\n" not in msg
+    assert load_config(None, ["learner.precision=bf16", "learner.lr=1e-4"]).learner.precision == "bf16"
+    assert load_config(None, ["learner.precision=bf16-autocast", "learner.lr=3e-6"]).learner.lr == 3e-6
+
+
+def test_paper_config_serves_bf16_and_trains_float32_master_weights():
+    cfg = load_config(ROOT / "configs" / "paper-qwen2.5-0.5b-math.yaml")
+    assert cfg.model.dtype == "bfloat16" and cfg.learner.precision == "bf16-autocast"
+    assert cfg.learner.lr == pytest.approx(3e-6) and cfg.sampler.backend == "vllm"

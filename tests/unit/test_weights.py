@@ -129,3 +129,43 @@ def test_tied_embeddings_flag(tmp_path):
     config_only.mkdir()
     (config_only / "config.json").write_text(json.dumps({"text_config": {"tie_word_embeddings": True}}))
     assert tied_embeddings(config_only)
+
+
+def _file_dtypes(folder) -> set[torch.dtype]:
+    from safetensors import safe_open
+
+    dtypes = set()
+    for file in folder.glob("*.safetensors"):
+        with safe_open(str(file), framework="pt") as f:
+            dtypes |= {f.get_tensor(name).dtype for name in f.keys()}
+    return dtypes
+
+
+@pytest.mark.parametrize("store_kind", ["fs", "redis"])
+@pytest.mark.parametrize("tied", [False, True])
+def test_publish_in_the_serving_dtype(tmp_path, redis_client, store_kind, tied):
+    """float32 master weights published as bfloat16: tensors, config.json and manifest say so,
+    the bytes halve, the master is untouched, a tied output layer stays one (absent) tensor."""
+    from pathlib import Path
+
+    folder = build_tiny_model(tmp_path / "m", tie_word_embeddings=tied)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    store = make_store(store_kind, run_id=f"dt-{store_kind}-{tied}", root=tmp_path / "w", r=redis_client)
+    full = store.fetch(store.publish(model, None, version=1, step=1), dest=tmp_path / "f32")
+    half = store.fetch(store.publish(model, None, version=2, step=2, dtype="bfloat16"), dest=tmp_path / "bf16")
+    assert _file_dtypes(Path(full)) == {torch.float32} and _file_dtypes(Path(half)) == {torch.bfloat16}
+    assert json.loads((half / "config.json").read_text())["dtype"] == "bfloat16"
+    manifest = json.loads((half / MANIFEST).read_text())
+    assert manifest["dtype"] == "bfloat16" and manifest["tie_word_embeddings"] is tied
+    size = {p: sum(f.stat().st_size for f in p.glob("*.safetensors")) for p in (full, half)}
+    assert 0.45 < size[half] / size[full] < 0.55
+    assert next(model.parameters()).dtype == torch.float32 and str(model.config.dtype).endswith("float32")
+    loaded = AutoModelForCausalLM.from_pretrained(half)  # `dtype` left to the folder: bfloat16
+    assert loaded.dtype == torch.bfloat16
+    master = model.state_dict()
+    assert all(torch.equal(t, master[k].to(torch.bfloat16)) for k, t in loaded.state_dict().items())
+    if tied:
+        from safetensors import safe_open
+
+        with safe_open(str(half / "model.safetensors"), framework="pt") as f:
+            assert "lm_head.weight" not in set(f.keys())

@@ -16,6 +16,7 @@ from safetensors import safe_open
 from transformers import AutoModelForCausalLM
 
 from services.sampler.backends.base import Completion, GenerationBackend, IncompatibleWeights, SamplingSettings
+from shared.precision import served_dtype
 from shared.protocol import FinishReason
 
 log = logging.getLogger(__name__)
@@ -24,10 +25,9 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 def pick_device_dtype(dtype: str) -> tuple[torch.device, torch.dtype]:
+    """Device and the served dtype (`model.dtype` resolved: auto is bfloat16 on CUDA, float32 on CPU)."""
     cuda = torch.cuda.is_available()
-    if dtype == "auto":
-        return torch.device("cuda" if cuda else "cpu"), torch.bfloat16 if cuda else torch.float32
-    return torch.device("cuda" if cuda else "cpu"), DTYPES[dtype]
+    return torch.device("cuda" if cuda else "cpu"), DTYPES[served_dtype(dtype, cuda)]
 
 
 class HFBackend(GenerationBackend):

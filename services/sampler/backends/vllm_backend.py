@@ -21,6 +21,7 @@ import numpy as np
 from services.sampler.backends.base import (
     Completion, GenerationBackend, IncompatibleWeights, SamplingSettings, tensor_shapes,
 )
+from shared.precision import served_dtype
 from shared.protocol import FinishReason
 from shared.weights import tied_embeddings
 
@@ -52,8 +53,10 @@ class VllmBackend(GenerationBackend):
             # (docs/benchmarks.md: async DASH 0.51 -> 0.28 s per step on 2 cores).
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         self.engine_args = dict(
-            # On CPU float32 keeps the log-probs comparable with the learner's forward pass.
-            dtype=("float32" if not self.on_gpu else "auto") if dtype == "auto" else dtype,
+            # The served dtype, always explicit: vLLM's own "auto" follows each folder's config.json,
+            # so an engine rebuilt from a version could change dtype. `auto` on CPU: float32, which
+            # keeps the log-probs comparable with the learner's forward; on GPU: bfloat16.
+            dtype=served_dtype(dtype, self.on_gpu),
             seed=seed, max_model_len=max_model_len, enforce_eager=enforce_eager,
             trust_remote_code=trust_remote_code,
         )
