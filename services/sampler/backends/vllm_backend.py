@@ -3,8 +3,10 @@
 Weights are reloaded in place through the engine (`reload_weights`, then the prefix cache is
 reset so no KV computed with the old policy is reused). vLLM CPU does not refresh a *tied*
 output layer on reload, so for tied models the engine is rebuilt from the new folder instead:
-slower, but never a silently wrong policy. Log-probs are vLLM's default `raw_logprobs` (the
-model's own distribution, before temperature and top-k), with `logprobs=0` (the sampled token).
+slower, but never a silently wrong policy. Log-probs are the engine's `processed_logprobs`
+(after temperature, top-k and top-p: the distribution each token was drawn from, which the
+learner scores too), with `logprobs=0` (the sampled token). An all-greedy call skips the
+processing and reports the raw distribution's log-probs.
 
 Building `LLM` spawns an engine process: scripts that construct this backend need an
 `if __name__ == "__main__":` guard.
@@ -59,6 +61,7 @@ class VllmBackend(GenerationBackend):
             dtype=served_dtype(dtype, self.on_gpu),
             seed=seed, max_model_len=max_model_len, enforce_eager=enforce_eager,
             trust_remote_code=trust_remote_code,
+            logprobs_mode="processed_logprobs",  # an engine setting, not per request
         )
         if self.on_gpu:
             self.engine_args["gpu_memory_utilization"] = gpu_memory_utilization
