@@ -80,15 +80,18 @@ class VllmBackend(GenerationBackend):
             n=settings.n, temperature=settings.temperature, top_p=settings.top_p,
             top_k=settings.top_k if settings.top_k > 0 else 0, max_tokens=settings.max_new_tokens,
             logprobs=0,  # 0: just the sampled token's log-prob
+            stop_token_ids=list(settings.stop.ids),  # merged with the generation config's eos ids
         )
         outs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
-        return [[self._completion(c) for c in sorted(o.outputs, key=lambda c: c.index)] for o in outs]
+        return [[self._completion(c, settings) for c in sorted(o.outputs, key=lambda c: c.index)] for o in outs]
 
     @staticmethod
-    def _completion(c) -> Completion:
+    def _completion(c, settings: SamplingSettings) -> Completion:
         ids = list(c.token_ids)
         lps = [step[tok].logprob for step, tok in zip(c.logprobs, ids)]
         reason = FINISH.get(c.finish_reason or "abort", FinishReason.ABORT)
+        if reason == FinishReason.STOP and ids:  # which stop: the model's eos or the turn end
+            reason = settings.stop.reason(ids[-1])
         return Completion(np.asarray(ids, dtype=np.int32), np.asarray(lps, dtype=np.float32), reason)
 
     def load_weights(self, path: Path) -> None:

