@@ -64,8 +64,8 @@ def build(cfg: RunConfig, r, run_id: str, metrics, local_dir: Path, backend=None
                              should_stop=should_stop, calls_log=calls_log)
     evaluator = None
     if s.eval_every > 0 and s.shard_index == 0 and any(e.problems for e in eval_sets):
-        evaluator = build_suite(eval_sets, renderer, pool, SamplerLoop.sampling_settings(cfg), s.max_prompt_tokens,
-                                run_dir(cfg, run_id), metrics)
+        evaluator = build_suite(eval_sets, renderer, pool, SamplerLoop.sampling_settings(cfg, renderer),
+                                s.max_prompt_tokens, run_dir(cfg, run_id), metrics)
     return SamplerLoop(cfg, backend=backend, renderer=renderer, task=task, pool=pool, follower=follower,
                        finisher=finisher, evaluator=evaluator, metrics=metrics), sampler_id
 
