@@ -24,27 +24,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from services.sft.demo_policy import DemoRecipe, build_demo_policy, run_split  # noqa: E402
-from services.sft.evaluate import accuracy, answer_text  # noqa: E402
-from services.sft.sft_data import render_prompt  # noqa: E402
+from services.sft.demo_policy import DemoRecipe, build_demo_policy, run_task  # noqa: E402
+from services.sft.evaluate import accuracy, left_pad, reasoning_gym_verifier  # noqa: E402
 from shared.algo import group_advantages, keep_mask  # noqa: E402
+from shared.tasks import PromptRenderer  # noqa: E402
 
 
-def sample_groups(model, tok, questions, g, temperature, top_k, max_new):
+def sample_groups(model, renderer, questions, g, temperature, top_k, max_new):
     """G completions per question: prompt ids (N, P) left-padded, completion ids (N, C), mask (N, C)."""
-    texts = [render_prompt(tok, q) for q in questions]
-    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    tok = renderer.tokenizer
+    ids, attn = left_pad([renderer.prompt_ids(q) for q in questions], tok.pad_token_id)
     with torch.no_grad():
-        seqs = model.generate(**enc, do_sample=True, temperature=temperature, top_k=top_k or None, top_p=1.0,
-                              max_new_tokens=max_new, num_return_sequences=g,
+        seqs = model.generate(input_ids=ids, attention_mask=attn, do_sample=True, temperature=temperature,
+                              top_k=top_k or None, top_p=1.0, max_new_tokens=max_new, num_return_sequences=g,
                               pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-    p = enc.input_ids.shape[1]
+    p = ids.shape[1]
     comp = seqs[:, p:]  # (N, C)
     # Tokens up to and including the first EOS are the completion; after it, padding.
     is_eos = comp == tok.eos_token_id
     after = (torch.cumsum(is_eos.int(), 1) - is_eos.int()) > 0
     cmask = (~after).int()
-    return enc.input_ids.repeat_interleave(g, 0), enc.attention_mask.repeat_interleave(g, 0), comp, cmask
+    return ids.repeat_interleave(g, 0), attn.repeat_interleave(g, 0), comp, cmask
 
 
 def policy_gradient_step(model, opt, prompt_ids, prompt_mask, comp, cmask, adv, max_grad_norm=1.0):
@@ -67,15 +67,17 @@ def run(args) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(path)
-    tok.padding_side = "left"
+    renderer = PromptRenderer(tok, "")
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     # The run's prompts and held-out split exactly as the sampler makes them (the recipe's run seed,
     # size and eval_size; training problems whose question is held out are dropped, as in SFT).
-    held, train, held_entries = run_split(recipe.task, recipe.params, recipe.run_size, recipe.eval_size, recipe.seed)
+    task = run_task(recipe)
+    train, held = task.train, task.eval
+    verify = reasoning_gym_verifier(recipe.task, dict(recipe.params))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=0.0)
     rng = random.Random(args.seed)
     torch.manual_seed(args.seed)
-    start = accuracy(model, tok, held, held_entries)
+    start = accuracy(model, renderer, held, verify)
     curve = [(0.0, 0, start)]
     print(f"t=0s step 0 acc {start:.3f}", flush=True)
     rl_s, step, opt_steps, next_eval = 0.0, 0, 0, args.eval_every_s
@@ -85,10 +87,10 @@ def run(args) -> dict:
             group["lr"] = args.lr * min(1.0, (opt_steps + 1) / max(1, args.warmup))
         entries = [train[rng.randrange(len(train))] for _ in range(args.prompts)]
         model.eval()
-        pids, pmask, comp, cmask = sample_groups(model, tok, [e["question"] for e in entries], args.g,
+        pids, pmask, comp, cmask = sample_groups(model, renderer, [p.question for p in entries], args.g,
                                                  args.temperature, args.top_k, args.max_new)
         texts = tok.batch_decode(comp, skip_special_tokens=True)
-        scores = np.array([held.score_answer(answer_text(t), entries[i // args.g]) for i, t in enumerate(texts)])
+        scores = np.array([verify(t, entries[i // args.g]) for i, t in enumerate(texts)])
         rewards = (scores == 1.0).astype(np.float64) if args.reward == "exact" else scores
         gids = np.repeat(np.arange(args.prompts), args.g)
         adv = group_advantages(rewards, gids, "grpo", 1e-4)
@@ -104,7 +106,7 @@ def run(args) -> dict:
         rl_s += time.monotonic() - t0
         if rl_s >= next_eval or rl_s >= args.minutes * 60:
             next_eval += args.eval_every_s
-            acc = accuracy(model, tok, held, held_entries)
+            acc = accuracy(model, renderer, held, verify)
             curve.append((round(rl_s, 1), step, acc))
             print(f"t={rl_s:.0f}s step {step} acc {acc:.3f} reward {rewards.mean():.3f} "
                   f"kept {keep.mean():.2f} opt_steps {opt_steps}", flush=True)

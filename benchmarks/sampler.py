@@ -134,7 +134,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from services.sampler.backends import make_backend
-    from services.sampler.tasks import PromptRenderer, load_task
+    from shared.tasks import PromptRenderer, load_task
     from shared.embedded_redis import EmbeddedRedis
     from shared.streams import connect
     from tests.helpers.tiny_model import build_tiny_model

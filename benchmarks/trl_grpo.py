@@ -10,8 +10,9 @@ Run (TRL lives in its own venv, never needed by CI or `make test`):
         --out runs/trl-grpo.json --time-limit 600 --target 0.5 [--eval-every 10] [--set k=v ...]
 
 What is shared with dashrl (imported, not copied): the RunConfig loader, the train/held-out
-split (`load_task`), the epoch-0 prompt order (`PromptOrder`), prompt rendering (checked token for
-token against `PromptRenderer` at start-up), the verifier (`score_one` on `reward_spec`) and the
+split (`shared.tasks.load_task`), the epoch-0 prompt order (`PromptOrder`), prompt rendering
+(`shared.tasks.PromptRenderer`'s messages or text, checked token for token against its ids at
+start-up), the verifier (`score_one` on `reward_spec`) and the
 held-out evaluator (`Evaluator.score`, greedy, solved = full reward, on the transformers backend).
 
 Matched settings: one optimizer step = sampler.sampling_batch_prompts (M) prompts x group_size (G)
@@ -224,10 +225,9 @@ def build_data(cfg, renderer, task):
 
     order = PromptOrder(len(task.train), cfg.seed).shard(0).tolist()
     keep = [i for i in order if len(renderer.ids(task.train[i])) <= cfg.sampler.max_prompt_tokens]
-    chat = bool(getattr(renderer.tokenizer, "chat_template", None))
-    system = [{"role": "system", "content": task.system_prompt}] if task.system_prompt else []
-    prompts = [system + [{"role": "user", "content": task.train[i].question}] if chat
-               else renderer.text(task.train[i].question) for i in keep]
+    chat = renderer.uses_chat_template
+    prompts = [renderer.messages(task.train[i].question) if chat else renderer.text(task.train[i].question)
+               for i in keep]
     return Dataset.from_dict({"prompt": prompts, "index": keep}), len(order) - len(keep)
 
 
@@ -299,8 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoTokenizer
 
     from services.sampler.backends.hf_backend import HFBackend
-    from services.sampler.tasks import PromptRenderer, load_task
     from shared.configio import load_config
+    from shared.tasks import PromptRenderer, load_task
 
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.overrides)

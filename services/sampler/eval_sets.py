@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass, replace
 
 from services.sampler.rewards import RewardSpec, _resolve, check_allowed, reward_spec
-from services.sampler.tasks import Problem, TaskSet, drop_held_out_questions, read_rows
+from shared.tasks import Problem, TaskSet, drop_held_out_questions, read_rows
 from shared.config import TaskConfig
 from shared.configio import ConfigError
 from shared.eval_config import EvalConfig, FileEval, HeldOutEval, ReasoningGymEval

@@ -21,7 +21,7 @@ import numpy as np
 from services.sampler.backends import GenerationBackend, SamplingSettings
 from services.sampler.eval_sets import EvalSet
 from services.sampler.rewards import RewardPool
-from services.sampler.tasks import PromptRenderer
+from shared.tasks import PromptRenderer
 from shared.metrics import SamplerMetrics
 
 log = logging.getLogger(__name__)

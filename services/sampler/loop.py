@@ -24,12 +24,13 @@ from services.sampler.batching import Generated
 from services.sampler.evaluation import EvalSuite, due, heartbeat_info
 from services.sampler.pipeline import BatchFinisher, Pending
 from services.sampler.rewards import RewardPool
-from services.sampler.tasks import PromptOrder, PromptRenderer, TaskSet
+from services.sampler.tasks import PromptOrder
 from services.sampler.watchdog import Watchdog
 from services.sampler.weights_follower import WeightsFollower
 from shared.config import RunConfig
 from shared.metrics import SamplerMetrics
 from shared.stop_tokens import stop_tokens
+from shared.tasks import PromptRenderer, TaskSet
 
 log = logging.getLogger(__name__)
 

@@ -37,8 +37,8 @@ def build(cfg: RunConfig, r, run_id: str, metrics, local_dir: Path, backend=None
     from services.sampler.loop import SamplerLoop, run_dir
     from services.sampler.pipeline import BatchFinisher
     from services.sampler.rewards import RewardPool, reward_spec
-    from services.sampler.tasks import PromptRenderer, load_task
     from services.sampler.weights_follower import WeightsFollower
+    from shared.tasks import PromptRenderer, load_task
     from shared.weights import make_store
 
     s, keys = cfg.sampler, RunKeys(run_id)

@@ -2,9 +2,10 @@
 
 Owns the recipe: reasoning-gym problems -> a BPE tokenizer trained on them -> a small untied
 Llama -> a short SFT warm start that leaves it with some, but low, accuracy (RL's job is the
-rest). The SFT rows never contain a question of the run's held-out split (`run_split`, the
-sampler's split), so the start and end accuracies of a run are on questions that neither SFT nor
-RL trained on. The folder `DATA_DIR/demo-policy` holds config.json, model.safetensors, tokenizer files,
+rest). Prompts and the split are the shared task vocabulary (`shared.tasks`: rendered and split
+as the sampler does). The SFT rows never contain a question of the run's held-out split, so the
+start and end accuracies of a run are on questions that neither SFT nor RL trained on. The
+folder `DATA_DIR/demo-policy` holds config.json, model.safetensors, tokenizer files,
 generation_config.json, the SFT rows (sft.jsonl) and `dashrl-demo-policy.json`, the marker that
 names the recipe hash and the measured start accuracy. A later build with the same recipe
 reuses the folder; a changed recipe (or RECIPE_VERSION) rebuilds it.
@@ -69,17 +70,22 @@ def make_dataset(recipe: DemoRecipe, split: str, size: int):
     return reasoning_gym.create_dataset(recipe.task, size=size, seed=seed, **recipe.params)
 
 
-def run_split(name: str, params: dict, size: int, eval_size: int, seed: int):
-    """(dataset, train entries, held-out entries) exactly as the sampler splits a reasoning-gym
-    task (services/sampler/tasks.py): one dataset of size + eval_size from the run seed, the last
-    eval_size problems held out, and training problems whose question is held out dropped."""
-    import reasoning_gym
+def run_task(recipe: DemoRecipe):
+    """The run's task split (`shared.tasks.load_task`, the sampler's split) for this recipe, with no
+    system prompt: the run config sets `task.system_prompt: ""` (`recipe_for` checks it)."""
+    from shared.config import ReasoningGymTask, TaskConfig
+    from shared.tasks import load_task
 
-    ds = reasoning_gym.create_dataset(name, size=size + eval_size, seed=seed, **params)
-    rows = [ds[i] for i in range(size + eval_size)]
-    held = rows[size:]
-    questions = {e["question"] for e in held}
-    return ds, [e for e in rows[:size] if e["question"] not in questions], held
+    src = ReasoningGymTask(name=recipe.task, size=recipe.run_size, params=dict(recipe.params))
+    return load_task(TaskConfig(source=src, eval_size=recipe.eval_size, system_prompt=""), recipe.seed)
+
+
+def run_split(name: str, params: dict, size: int, eval_size: int, seed: int):
+    """(dataset, train entries, held-out entries) of a reasoning-gym run task, split by
+    `shared.tasks.load_task` exactly as the sampler splits it; the dataset scores answers."""
+    recipe = DemoRecipe(task=name, params=params, run_size=size, eval_size=eval_size, seed=seed)
+    task = run_task(recipe)
+    return make_dataset(recipe, "eval", 1), [p.entry for p in task.train], [p.entry for p in task.eval]
 
 
 def held_out_of(recipe: DemoRecipe) -> tuple:
@@ -127,34 +133,39 @@ def sft_entries(recipe: DemoRecipe, held_questions: set[str]) -> list[dict]:
 def _build(out: Path, recipe: DemoRecipe, log: Callable[[str], None]) -> dict:
     import torch
 
-    from services.sft.evaluate import accuracy
+    from services.sft.evaluate import accuracy, reasoning_gym_verifier
     from services.sft.sft import SftSettings, save_model, train_sft
     from services.sft.sft_data import encode_row, write_rows
     from services.sft.tiny_llama import TinyLlamaShape, new_model, train_tokenizer
+    from shared.config import ReasoningGymTask
+    from shared.tasks import Problem, PromptRenderer, reference_completion
 
     torch.manual_seed(recipe.seed)
-    held_ds, held = held_out_of(recipe)
-    entries = sft_entries(recipe, {e["question"] for e in held})
+    held = run_task(recipe).eval
+    entries = sft_entries(recipe, {p.question for p in held})
     if not entries:
         raise ValueError("demo policy: every SFT problem is a held-out question; widen the task")
     log(f"demo policy: {len(entries)} SFT rows ({recipe.sft_rows - len(entries)} dropped: held-out questions)")
-    rows = [{"prompt": e["question"], "completion": f"<answer>{e['answer']}</answer>"} for e in entries]
+    src = ReasoningGymTask(name=recipe.task, size=recipe.run_size, params=dict(recipe.params))
+    problems = [Problem(i, e["question"], str(e["answer"])) for i, e in enumerate(entries)]
+    rows = [{"prompt": p.question, "completion": reference_completion(p, src)} for p in problems]
     out.mkdir(parents=True)
     write_rows(out / "sft.jsonl", rows)
     # Trained on the raw problem text of SFT rows; the answer tags are added to it as whole tokens.
     tokenizer = train_tokenizer((e["question"] + " " + e["answer"] for e in entries[:5000]), recipe.vocab)
+    renderer = PromptRenderer(tokenizer, "")  # the run's rendering (chat template, no system prompt)
     shape = TinyLlamaShape(recipe.hidden, recipe.layers, recipe.heads, recipe.intermediate)
     model = new_model(tokenizer, shape, seed=recipe.seed)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"demo policy: {n_params / 1e6:.2f}M-param Llama, vocab {len(tokenizer)}, "
         f"SFT {recipe.sft_steps} steps x {recipe.sft_batch} on {recipe.task}")
-    examples = [encode_row(tokenizer, r) for r in rows]
+    examples = [encode_row(renderer, r) for r in rows]
     settings = SftSettings(lr=recipe.sft_lr, batch_size=recipe.sft_batch, max_steps=recipe.sft_steps,
                            warmup_steps=min(20, recipe.sft_steps // 5), schedule="constant",
                            seed=recipe.seed, log_every=max(1, recipe.sft_steps // 5))
     losses = train_sft(model, tokenizer, examples, settings, log=log)
     save_model(model, tokenizer, out)
-    start = accuracy(model, tokenizer, held_ds, held)
+    start = accuracy(model, renderer, held, reasoning_gym_verifier(recipe.task, dict(recipe.params)))
     return dict(recipe_hash=recipe.digest(), recipe_version=RECIPE_VERSION, recipe=asdict(recipe),
                 params=n_params, sft_final_loss=round(losses[-1], 4), start_accuracy=start,
                 eval_size=len(held), sft_rows_used=len(rows))
@@ -169,6 +180,8 @@ def recipe_for(cfg) -> DemoRecipe:
     src = cfg.task.source
     if not isinstance(src, ReasoningGymTask):
         raise ConfigError("task.source: the demo policy is built for a reasoning_gym task")
+    if cfg.task.system_prompt != "":
+        raise ConfigError("task.system_prompt: the demo policy is fine-tuned without one; set it to \"\"")
     return DemoRecipe(task=src.name, params=dict(src.params), seed=cfg.data_seed, run_size=src.size,
                       eval_size=cfg.task.held_out_size)
 

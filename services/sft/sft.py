@@ -3,7 +3,14 @@
 Owns the SFT loop: shuffle rows each epoch, cross-entropy on completion tokens only, AdamW with
 linear warm-up then cosine (or constant) decay, gradient clipping, progress lines, and saving
 the result as an HF folder (weights + tokenizer + generation config) that the sampler and the
-learner load like any other model. Row format and tokenization are `services.sft.sft_data`.
+learner load like any other model. Row format and the loss mask are `services.sft.sft_data`;
+prompts are rendered by `shared.tasks.PromptRenderer`, as the sampler renders them.
+
+Rows come from `--data FILE` (all of its rows; `--system-prompt` as a run's `task.system_prompt`)
+or from a run config, `--config RUN.yaml`: the training split of the run's task (`load_task`, the
+sampler's split), its system prompt, and targets in the form its verifier reads
+(`reference_completion`). The held-out split is then never trained on, and for reasoning-gym tasks
+the greedy held-out accuracy printed at the end is what the run's version-0 eval will report.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
-from services.sft.sft_data import PromptFormat, SftExample, collate, encode_row, read_rows
+from services.sft.sft_data import SftExample, collate, encode_row, read_rows
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,12 @@ def save_model(model, tokenizer, out: str | Path) -> Path:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="HF model folder to start from")
-    p.add_argument("--data", required=True, help="JSONL rows: {prompt, completion} or {prompt, answer}")
+    p.add_argument("--data", default=None, help="JSONL rows: {prompt, completion} or {prompt, answer}")
+    p.add_argument("--config", default=None,
+                   help="run config instead of --data: SFT on its task's training split, rendered as the run renders")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a --config field (repeatable)")
+    p.add_argument("--system-prompt", default="", help="with --data: the system prompt (default: none)")
     p.add_argument("--out", required=True, help="folder to save the fine-tuned model into")
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (wins over --epochs)")
@@ -112,34 +124,67 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--warmup-steps", type=int, default=10)
     p.add_argument("--max-len", type=int, default=1024, help="tokens per row (completion truncated)")
-    p.add_argument("--prompt-format", choices=["auto", "chat", "raw"], default="auto",
-                   help="auto: the chat template when the tokenizer has one")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: CUDA when present")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+
+
+def load_rows(args: argparse.Namespace, tokenizer):
+    """(rows, renderer, run config or None, held-out problems) for `--data` or `--config`."""
+    from shared.configio import ConfigError, load_config
+    from shared.tasks import PromptRenderer, load_task, reference_completion
+
+    if (args.data is None) == (args.config is None):
+        raise ConfigError("give --data FILE or --config RUN.yaml (one of them)")
+    if args.data is not None:
+        if args.overrides:
+            raise ConfigError("--set needs --config")
+        return read_rows(args.data), PromptRenderer(tokenizer, args.system_prompt), None, []
+    if args.system_prompt:
+        raise ConfigError("with --config the system prompt is the config's task.system_prompt")
+    cfg = load_config(args.config, args.overrides)
+    task = load_task(cfg.task, cfg.data_seed)
+    rows = [{"prompt": p.question, "completion": reference_completion(p, cfg.task.source)} for p in task.train]
+    return rows, PromptRenderer(tokenizer, task.system_prompt), cfg, task.eval
+
+
+def report_held_out(model, renderer, cfg, held: list) -> None:
+    """Greedy accuracy on the run's held-out split, where SFT can run the run's verifier."""
+    from services.sft.evaluate import accuracy, reasoning_gym_verifier
+    from shared.config import ReasoningGymTask
+
+    src = cfg.task.source
+    if not isinstance(src, ReasoningGymTask) or cfg.task.reward:
+        print(f"sft: held-out accuracy not computed here ({len(held)} problems): the task's verifier runs in "
+              "the sampler; the run's version-0 eval reports it", file=sys.stderr)
+        return
+    acc = accuracy(model, renderer, held, reasoning_gym_verifier(src.name, dict(src.params)),
+                   cfg.sampler.max_new_tokens)
+    print(f"sft: held-out greedy accuracy {acc:.3f} over {len(held)} problems", flush=True)
 
 
 def main(args: argparse.Namespace) -> int:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    try:
-        rows = read_rows(args.data)
-    except (OSError, ValueError) as err:
-        print(f"dashrl sft: {err}", file=sys.stderr)
-        return 2
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    fmt: PromptFormat = args.prompt_format
-    examples = [encode_row(tokenizer, r, fmt, args.max_len) for r in rows]
+    try:
+        rows, renderer, cfg, held = load_rows(args, tokenizer)
+        examples = [encode_row(renderer, r, args.max_len) for r in rows]
+    except (OSError, ValueError) as err:
+        print(f"dashrl sft: {err}", file=sys.stderr)
+        return 2
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=getattr(torch, args.dtype)).to(device)
     settings = SftSettings(lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
                            max_steps=args.max_steps, warmup_steps=args.warmup_steps, seed=args.seed)
-    print(f"sft: {len(examples)} rows from {args.data}, {total_steps(len(examples), settings)} steps on {device}",
-          flush=True)
+    print(f"sft: {len(examples)} rows from {args.data or args.config}, "
+          f"{total_steps(len(examples), settings)} steps on {device}", flush=True)
     losses = train_sft(model, tokenizer, examples, settings, log=lambda m: print(m, flush=True))
     save_model(model, tokenizer, args.out)
     print(f"sft: loss {losses[0]:.4f} -> {losses[-1]:.4f}; saved {args.out}", file=sys.stderr)
+    if held:
+        report_held_out(model, renderer, cfg, held)
     return 0

@@ -1,10 +1,10 @@
 """SFT data: JSONL rows -> token ids with a loss mask, and padded micro-batches.
 
-Owns the row format and how a row becomes tokens. A row is `{"prompt": str, "completion": str}`
-or `{"prompt": str, "answer": str}` (the answer is the whole completion). When the tokenizer
-has a chat template the prompt is rendered as one user turn with the generation prompt
-appended (what the sampler does); otherwise the raw prompt text is used. The completion is
-followed by the EOS token, so the model learns to stop. Loss falls on completion tokens only.
+Owns the row format and the loss mask. A row is `{"prompt": str, "completion": str}` or
+`{"prompt": str, "answer": str}` (the answer is the whole completion). The prompt's token ids and
+the completion's (its own tokens, then EOS, so the model learns to stop) come from
+`shared.tasks.PromptRenderer`, the rule the sampler renders prompts by, so the fine-tuned model is
+trained on exactly the prompts a run will feed it. Loss falls on completion tokens only.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+
+from shared.tasks import PromptRenderer
 
 IGNORE = -100  # label value that cross-entropy skips (prompt and padding positions)
-
-PromptFormat = Literal["auto", "chat", "raw"]
 
 
 @dataclass(frozen=True)
@@ -58,26 +57,13 @@ def write_rows(path: str | Path, rows: list[dict[str, str]]) -> None:
             fh.write(json.dumps(row) + "\n")
 
 
-def render_prompt(tokenizer, prompt: str, fmt: PromptFormat = "auto") -> str:
-    """The prompt text exactly as the sampler will feed it to the model."""
-    use_chat = fmt == "chat" or (fmt == "auto" and getattr(tokenizer, "chat_template", None))
-    if use_chat:
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
-        )
-    return prompt
-
-
-def encode_row(tokenizer, row: dict[str, str], fmt: PromptFormat = "auto", max_len: int = 1024) -> SftExample:
+def encode_row(renderer: PromptRenderer, row: dict[str, str], max_len: int = 1024) -> SftExample:
     """Tokenize one row; the completion is truncated (keeping the prompt) to fit `max_len`."""
-    prompt_ids = tokenizer(render_prompt(tokenizer, row["prompt"], fmt), add_special_tokens=False).input_ids
-    completion_ids = tokenizer(row["completion"], add_special_tokens=False).input_ids
-    if tokenizer.eos_token_id is not None:
-        completion_ids = completion_ids + [tokenizer.eos_token_id]
+    prompt_ids = renderer.prompt_ids(row["prompt"])
     room = max_len - len(prompt_ids)
     if room <= 0:
         raise ValueError(f"prompt of {len(prompt_ids)} tokens leaves no room under max_len={max_len}")
-    completion_ids = completion_ids[:room]
+    completion_ids = renderer.completion_ids(row["completion"])[:room]
     return SftExample(prompt_ids + completion_ids, [IGNORE] * len(prompt_ids) + completion_ids)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from services.sft.sft_data import collate, encode_row, read_rows
+from shared.tasks import PromptRenderer
 from tests.helpers.tiny_model import build_tiny_model
 
 
@@ -18,7 +19,7 @@ def completion_loss(folder: Path, data: Path) -> float:
 
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    ids, mask, labels = collate([encode_row(tok, r) for r in read_rows(data)], tok.pad_token_id)
+    ids, mask, labels = collate([encode_row(PromptRenderer(tok), r) for r in read_rows(data)], tok.pad_token_id)
     with torch.no_grad():
         return float(model(input_ids=ids, attention_mask=mask, labels=labels).loss)
 
@@ -51,4 +52,14 @@ def test_sft_cli_bad_data_is_an_error(tmp_path):
     )
     assert proc.returncode == 2 and "bad.jsonl:1: missing 'completion'" in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_sft_cli_takes_data_or_a_run_config_not_both(tmp_path):
+    base = build_tiny_model(tmp_path / "base")
+    proc = subprocess.run(
+        [sys.executable, "-m", "services.cli", "sft", "--model", str(base), "--data", "x.jsonl", "--config",
+         "configs/demo-cpu.yaml", "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2 and "give --data FILE or --config RUN.yaml" in proc.stderr
     assert not (tmp_path / "o").exists()

@@ -1,16 +1,10 @@
-"""Prompt sources: seeded order, disjoint shards, splits (held-out questions never trained on), file
-formats, prompt rendering."""
+"""The sampler's prompt order: seeded, crossing epochs, disjoint shards. (The task's problems, its
+split and prompt rendering are shared/tasks: tests/unit/shared/.)"""
 
-import json
-
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from services.sampler.tasks import JSONL_SYSTEM_PROMPT, PromptOrder, PromptRenderer, load_task
-from shared.config import JsonlTask, ReasoningGymTask, TaskConfig
-from shared.configio import ConfigError
-from tests.helpers.tiny_model import build_tokenizer
+from services.sampler.tasks import PromptOrder, PromptRenderer, load_task
+from shared import tasks
 
 
 def test_shards_are_disjoint_and_cover_every_problem_each_epoch():
@@ -38,88 +32,6 @@ def test_bad_shard_config_is_refused():
         PromptOrder(1, seed=0, num_shards=2, shard_index=0)
 
 
-def test_reasoning_gym_split_is_deterministic_and_sized():
-    cfg = TaskConfig(source=ReasoningGymTask(name="chain_sum", size=30), eval_size=5)
-    a, b = load_task(cfg, seed=3), load_task(cfg, seed=3)
-    assert len(a.train) == 30 and len(a.eval) == 5
-    assert [p.question for p in a.train] == [p.question for p in b.train]
-    assert a.train[0].entry["answer"] == a.train[0].answer
-    assert "<answer>" in a.system_prompt
-    assert load_task(cfg, seed=4).train[0].question != a.train[0].question or \
-        load_task(cfg, seed=4).train[1].question != a.train[1].question
-
-
-def test_reasoning_gym_training_never_holds_a_held_out_question(caplog):
-    # A ~10k-question space: 2,000 draws repeat many of the 50 held-out questions.
-    params = dict(min_terms=2, max_terms=2, min_digits=1, max_digits=2, operators="+",
-                  allow_parentheses=False, allow_negation=False)
-    cfg = TaskConfig(source=ReasoningGymTask(name="basic_arithmetic", size=2000, params=params), eval_size=50)
-    with caplog.at_level("INFO", logger="services.sampler.tasks"):
-        t = load_task(cfg, seed=0)
-    held = {p.question for p in t.eval}
-    assert len(t.eval) == 50 and not held & {p.question for p in t.train}
-    dropped = 2000 - len(t.train)
-    assert dropped > 0, "the test needs a space small enough for repeats"
-    assert f"dropped {dropped} of 2000 training problems" in caplog.text
-    assert [p.index for p in t.train] == list(range(len(t.train)))
-    assert all(p.entry["question"] == p.question for p in t.train)
-
-
-def test_jsonl_training_rows_repeating_a_held_out_question_are_dropped(tmp_path):
-    path = tmp_path / "dup.jsonl"
-    rows = [{"prompt": f"q{i % 5}", "answer": str(i % 5)} for i in range(40)]  # 5 questions, 8 copies each
-    path.write_text("\n".join(json.dumps(r) for r in rows))
-    t = load_task(TaskConfig(source=JsonlTask(path=str(path)), eval_size=2), seed=0)
-    assert len(t.eval) == 2 and {p.question for p in t.eval}.isdisjoint({p.question for p in t.train})
-    assert len(t.train) == 8 * 5 - 8 * len({p.question for p in t.eval})
-    # The same holds for a separate eval file.
-    ev = tmp_path / "eval.jsonl"
-    ev.write_text(json.dumps({"prompt": "q3", "answer": "3"}))
-    t = load_task(TaskConfig(source=JsonlTask(path=str(path), eval_path=str(ev)), eval_size=5), seed=0)
-    assert [p.question for p in t.eval] == ["q3"] and len(t.train) == 32 and "q3" not in {p.question for p in t.train}
-
-
-def test_a_training_set_left_empty_by_the_held_out_questions_is_refused(tmp_path):
-    path = tmp_path / "same.jsonl"
-    path.write_text("\n".join(json.dumps({"prompt": "2+2?", "answer": "4"}) for _ in range(10)))
-    with pytest.raises(ConfigError, match="no training problems left.*9 dropped"):
-        load_task(TaskConfig(source=JsonlTask(path=str(path)), eval_size=1), seed=0)
-
-
-def test_jsonl_split_off_eval_and_missing_field(tmp_path):
-    path = tmp_path / "train.jsonl"
-    path.write_text("\n".join(json.dumps({"q": f"What is {i}+1?", "a": str(i + 1)}) for i in range(20)))
-    cfg = TaskConfig(source=JsonlTask(path=str(path), prompt_field="q", answer_field="a"), eval_size=4)
-    t = load_task(cfg, seed=0)
-    assert len(t.train) == 16 and len(t.eval) == 4
-    assert {p.question for p in t.train}.isdisjoint({p.question for p in t.eval})
-    assert t.system_prompt == JSONL_SYSTEM_PROMPT
-    bad = TaskConfig(source=JsonlTask(path=str(path), prompt_field="question"), eval_size=0)
-    with pytest.raises(ValueError, match="lacks"):
-        load_task(bad, seed=0)
-
-
-def test_parquet_with_eval_file(tmp_path):
-    for name, n in (("train", 6), ("eval", 3)):
-        pq.write_table(pa.table({"prompt": [f"{name[0]}{i}" for i in range(n)], "answer": [i for i in range(n)]}),
-                       tmp_path / f"{name}.parquet")
-    src = JsonlTask(path=str(tmp_path / "train.parquet"), eval_path=str(tmp_path / "eval.parquet"))
-    t = load_task(TaskConfig(source=src, eval_size=2, system_prompt=""), seed=0)
-    assert [p.question for p in t.train] == [f"t{i}" for i in range(6)]
-    assert [p.answer for p in t.eval] == ["0", "1"]
-    assert t.system_prompt == ""
-
-
-def test_renderer_uses_chat_template_when_present():
-    tok = build_tokenizer()
-    plain = PromptRenderer(tok, "Be brief.")
-    assert plain.text("2+2?") == "Be brief.\n\n2+2?\n"
-    tok.chat_template = ("{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}\n{% endfor %}"
-                         "{% if add_generation_prompt %}[assistant]{% endif %}")
-    chat = PromptRenderer(tok, "Be brief.")
-    text = chat.text("2+2?")
-    assert text == "[system]Be brief.\n[user]2+2?\n[assistant]"
-    from services.sampler.tasks import Problem
-
-    assert tok.decode(chat.ids(Problem(0, "2+2?", "4"))) == text
-    assert PromptRenderer(tok, "").text("x") == "[user]x\n[assistant]"
+def test_the_sampler_reexports_the_shared_task_vocabulary():
+    # Other sampler modules (and helpers) import these names from here.
+    assert PromptRenderer is tasks.PromptRenderer and load_task is tasks.load_task

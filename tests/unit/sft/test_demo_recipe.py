@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 
-from services.sampler.tasks import load_task
+from shared.tasks import load_task
 from services.sft.demo_policy import RECIPE_VERSION, DemoRecipe, held_out_of, recipe_for, run_split, sft_entries
 from shared.configio import load_config
 
@@ -63,3 +63,13 @@ def test_split_seed_keeps_problems_and_start_policy_across_run_seeds():
     held = [p.question for p in load_task(a.task, a.data_seed).eval]
     assert held == [p.question for p in load_task(b.task, b.data_seed).eval]
     assert held != [p.question for p in load_task(c.task, c.data_seed).eval]
+
+
+def test_recipe_refuses_a_system_prompt_the_demo_policy_was_not_trained_with():
+    import pytest
+
+    from shared.configio import ConfigError
+
+    cfg = load_config("configs/demo-cpu.yaml", ["task.system_prompt=null"])  # reasoning-gym's default
+    with pytest.raises(ConfigError, match="task.system_prompt"):
+        recipe_for(cfg)
