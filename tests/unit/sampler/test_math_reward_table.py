@@ -31,11 +31,13 @@ TABLE = [
     ("frac-wrong", r"\frac{14}{3}", r"\boxed{\frac{3}{14}}", False),
     ("dfrac-ref", r"\dfrac{1}{2}", r"The probability is $\boxed{\frac12}$.", True),  # trap: old parsed nothing
     ("dfrac-decimal", r"\dfrac{1}{2}", r"\boxed{0.5}", True),
+    ("dfrac-slash", r"\dfrac{1}{2}", r"\boxed{1/2}", True),
     ("dfrac-wrong", r"\dfrac{1}{2}", r"\boxed{\dfrac{1}{3}}", False),
     ("tfrac", r"\tfrac{3}{4}", r"\boxed{\dfrac{3}{4}}", True),
     ("frac-neg", r"-\frac{1}{2}", r"\boxed{-0.5}", True),
     ("frac-sign", r"-\frac{1}{2}", r"\boxed{\frac{1}{2}}", False),
     ("third-short-decimal", r"\frac{1}{3}", r"\boxed{0.333}", False),
+    ("third-long-decimal", r"\frac{1}{3}", r"\boxed{0.3333333}", True),  # floats agree to 6 decimals
     ("third-repeating", r"\frac{1}{3}", r"\boxed{0.\overline{3}}", True),
     ("repeating-ref", r"0.\overline{36}", r"\boxed{\frac{4}{11}}", True),
     ("ratio", r"3:4", r"\boxed{\frac{3}{4}}", True),
@@ -44,6 +46,7 @@ TABLE = [
     ("sqrt3-over-2-slash", r"\frac{\sqrt3}{2}", r"\boxed{\sqrt{3}/2}", True),  # trap
     ("sqrt3-over-2-wrong", r"\frac{\sqrt3}{2}", r"\boxed{\frac{\sqrt{2}}{2}}", False),
     ("sqrt3-over-2-rounded", r"\frac{\sqrt3}{2}", r"\boxed{0.866}", False),
+    ("sqrt3-over-2-decimal", r"\frac{\sqrt3}{2}", r"\boxed{0.8660254}", True),
     ("root-simplified", r"3\sqrt{3}", r"\boxed{\sqrt{27}}", True),
     ("root-wrong", r"3\sqrt{3}", r"\boxed{3\sqrt{2}}", False),
     ("root-power", r"\sqrt{2}", r"\boxed{2^{1/2}}", True),
@@ -88,6 +91,8 @@ TABLE = [
     ("percent-bare", r"10\%", r"\boxed{10}", True),
     ("percent-fraction", r"25\%", r"\boxed{\frac{1}{4}}", True),
     ("percent-wrong", r"10\%", r"\boxed{20\%}", False),
+    ("percent-decimal", r"10\%", r"\boxed{0.1}", True),
+    ("percent-not-of-bare", r"25", r"\boxed{0.25}", False),
     # units and money
     ("units-cm", r"4\text{ cm}", r"\boxed{4}", True),
     ("units-both", r"4\text{ cm}", r"\boxed{4\text{ cm}}", True),
@@ -96,6 +101,8 @@ TABLE = [
     ("units-no-space", r"4\text{ cm}", r"\boxed{4cm}", True),
     ("units-metres", r"5\text{ m}", r"\boxed{5}", True),
     ("units-word", r"12 \text{ square feet}", r"\boxed{12 \text{ ft}^2}", True),
+    ("units-word-plain", G18, r"\boxed{18 dollars}", True),
+    ("units-word-square", r"12", r"\boxed{12 square feet}", True),
     ("variable-not-a-unit", r"3t", r"\boxed{3}", False),  # math-verify's unit list strips `t`
     ("variable-not-a-unit-sum", r"x^2 + 2d", r"\boxed{x^2+2}", False),
     ("variable-kept", r"x^2 + 2d", r"\boxed{2d + x^2}", True),
@@ -134,6 +141,7 @@ TABLE = [
     ("symbolic-frac-wrong", r"\frac{a+b}{2}", r"\boxed{a+b}", False),
     ("line", r"y=2x+3", r"\boxed{y = 3 + 2x}", True),
     ("line-wrong", r"y=2x+3", r"\boxed{y=3x+2}", False),
+    ("line-right-side", r"y=2x+3", r"\boxed{2x+3}", True),
     ("assignment", r"5", r"\boxed{x=5}", True),
     ("complex", r"6-5i", r"\boxed{6 - 5i}", True),
     ("complex-conjugate", r"6-5i", r"\boxed{6+5i}", False),
@@ -144,6 +152,7 @@ TABLE = [
     ("roots-one-of-two", r"-2, 1", r"\boxed{1}", False),
     ("plus-minus", r"\pm 2", r"\boxed{2, -2}", True),
     ("plus-minus-one", r"\pm 2", r"\boxed{2}", False),
+    ("several-boxes-one-answer", r"-2, 1", r"\boxed{1}, \boxed{-2}", False),  # the last box only
     # matrices and vectors
     ("vector", r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", r"\boxed{\begin{pmatrix}1\\2\end{pmatrix}}", True),
     ("vector-swapped", r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", r"\boxed{\begin{pmatrix}2\\1\end{pmatrix}}", False),
@@ -278,6 +287,13 @@ def test_answer_extraction():
     assert tidy(r"1.2\overline{45}") == r"\frac{137}{110}"
     assert tidy(r"100\pi\text{ cm}^2.") == r"100\pi" and tidy("12 square feet") == "12"
     assert tidy(r"\text{Evelyn}") == r"\text{Evelyn}" and tidy(r"3+2\mathrm{i}") == r"3+2\mathrm{i}"
+
+
+def test_documented_limits():
+    """Verdicts docs/sampler.md names as limits, pinned so a change to them is seen."""
+    assert math_reward(r"\boxed{3\text{ minutes}}", r"3\text{ hours}") == 1.0  # units dropped, not compared
+    assert math_reward(r"\boxed{1011}", r"1011_2") == 1.0  # a base subscript is dropped
+    assert math_reward(r"\boxed{11}", r"1011_2") == 0.0  # ... not converted
 
 
 def test_pool_scores_math_in_worker_processes():
