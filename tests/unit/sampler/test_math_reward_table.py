@@ -81,6 +81,7 @@ TABLE = [
     ("choice-wrong", r"\text{(C)}", r"\boxed{\text{(B)}}", False),
     ("text-word", r"\text{odd}", r"\boxed{\text{odd}}", True),
     ("text-word-wrong", r"\text{odd}", r"\boxed{\text{even}}", False),
+    ("text-direction-wrong", r"\text{east}", r"\boxed{\text{west}}", False),
     # degrees
     ("degrees", r"90^\circ", r"\boxed{90}", True),
     ("degrees-both", r"30^\circ", r"\boxed{30^{\circ}}", True),
@@ -116,6 +117,9 @@ TABLE = [
     ("math-thousands-space", r"10,\!080", r"\boxed{10 080}", True),
     ("math-thousands-wrong", r"10,\!080", r"\boxed{1008}", False),
     ("math-thousands-braces", r"1000000", r"\boxed{1{,}000{,}000}", True),
+    ("money-thousands", r"\$32,\!348", r"\boxed{\$32,348}", True),
+    ("money-thousands-wrong", r"\$32,\!348", r"\boxed{32,384}", False),
+    ("thousands-spaced", r"11,\! 111,\! 111,\! 100", r"\boxed{11111111100}", True),
     ("gsm8k", GSM, r"She sold 72 clips. \boxed{72}", True),
     ("gsm8k-wrong", GSM, r"She sold 48 clips in April and \boxed{24} in May.", False),
     ("gsm8k-thousands", GSM_BIG, r"\boxed{70000}", True),
@@ -158,6 +162,8 @@ TABLE = [
     ("vector-swapped", r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", r"\boxed{\begin{pmatrix}2\\1\end{pmatrix}}", False),
     ("matrix-bmatrix", r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}",
      r"\boxed{\begin{bmatrix} 1 & 2 \\ 3 & 4 \end{bmatrix}}", True),
+    ("matrix-fractions", r"\begin{pmatrix} -1/3 \\ 2/3 \\ 5/3 \end{pmatrix}",
+     r"\boxed{\begin{pmatrix} -\frac{1}{3} \\ \frac{2}{3} \\ \frac{5}{3} \end{pmatrix}}", True),
     ("matrix-transposed", r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}",
      r"\boxed{\begin{pmatrix} 1 & 3 \\ 2 & 4 \end{pmatrix}}", False),
     # several, no, or broken \boxed{}
