@@ -128,6 +128,8 @@ TABLE = [
     ("gsm8k-thousands-wrong", GSM_BIG, r"\boxed{130,000}", False),
     ("gsm8k-thousands-fragment", GSM_BIG, r"\boxed{70}", False),
     ("gsm8k-hash-line", GSM_BIG, "He made 70,000.\n#### 70,000", True),
+    ("bare-thousands", r"70,000", r"\boxed{70000}", True),  # an answer column holding the number only
+    ("list-not-thousands", r"1, 234", r"\boxed{234, 1}", True),  # with a space: two answers
     ("gsm8k-hash-line-dollar", GSM_BIG, "So he made $70,000.\n#### $70,000.", True),
     ("gsm8k-hash-line-words", GSM_BIG, "#### 70000 dollars", False),  # `#### N` lines hold a number only
     ("markdown-heading", r"3", "#### 3 steps to the answer\nFirst, ...", False),
