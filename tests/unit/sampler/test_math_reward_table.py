@@ -4,7 +4,7 @@
 References are written as MATH stores them (the bare content of the solution's last \\boxed{}:
 `\\frac{\\sqrt3}{2}`, `\\left( 3, \\frac{\\pi}{2} \\right)`, `10,\\!080`, `\\text{(C)}`) or as GSM8K
 does (a worked solution ending `#### 1,234`); completions end as models write them. The traps
-that the reward of commit 901e8d2 got wrong are marked "trap". docs/sampler.md ("What the MATH
+named in issue 13, which the reward of commit 901e8d2 got wrong, are marked "trap". docs/sampler.md ("What the MATH
 verifier accepts") gives the old and the new reward's score on this table.
 """
 
@@ -184,8 +184,9 @@ TABLE = [
     ("reference-is-solution", r"So $x+y = \boxed{12}$.", r"\boxed{12}", True),
     ("reference-in-dollars", r"$\frac{1}{2}$", r"\boxed{\frac{1}{2}}", True),
     ("unparsed-same-string", r"\frac{1}{2}\%", r"\boxed{\frac{1}{2}\%}", True),
-    # Written after the verifier above was done and run once unchanged (49 of 50 verdicts right;
-    # the miss, a boxed inequality for an interval reference, is math-verify's rule and kept).
+    # Written after a first version of the verifier was done, and run once against it unchanged
+    # (49 of 50 verdicts right; the miss, a boxed inequality for an interval reference, is
+    # math-verify's rule and kept as a wrong answer).
     ("fresh-root", r"11\sqrt2", r"\boxed{11\sqrt{2}}", True),
     ("fresh-union3", r"(-\infty,-4)\cup(-4,6)\cup(6,\infty)",
      r"\boxed{(-\infty,-4) \cup (-4,6) \cup (6,\infty)}", True),
