@@ -67,9 +67,10 @@ def pipeline_result(name: str, target: float, steps: list[dict], evals: list[dic
     for s in steps:
         made_at.setdefault(int(s["policy_version"]), float(s["time"]))
     curve, hit = [], None
+    headline = evals[0].get("name")  # with several named evals (task.evals), the curve is the first's
     for row in evals:
         v = int(row["version"])
-        if v not in made_at:
+        if v not in made_at or row.get("name") != headline:
             continue
         t = training_clock(made_at[v], t0, done)
         acc = float(row["greedy_accuracy"])

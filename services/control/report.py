@@ -110,8 +110,8 @@ def write_report(folder: Path, started_at: float | None = None,
     import matplotlib.pyplot as plt
 
     reward = column(read_jsonl(folder / "metrics.jsonl"), REWARD_KEYS) or list(reward_fallback or [])
-    eval_lines, eval_title = eval_lines(by_eval(read_jsonl(folder / "eval.jsonl")))
-    points = reward + [p for _, series in eval_lines for p in series]
+    acc_lines, acc_title = eval_lines(by_eval(read_jsonl(folder / "eval.jsonl")))
+    points = reward + [p for _, series in acc_lines for p in series]
     if not points:
         log.warning("no metrics in %s: no report.png", folder)
         return None
@@ -119,7 +119,7 @@ def write_report(folder: Path, started_at: float | None = None,
     span = max(t for t, _ in points) - t0
     unit, scale = ("min", 60.0) if span > 180 else ("s", 1.0)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
-    panels = ((axes[0], [("batch mean", reward)], "reward"), (axes[1], eval_lines, eval_title))
+    panels = ((axes[0], [("batch mean", reward)], "reward"), (axes[1], acc_lines, acc_title))
     for ax, lines, title in panels:
         for label, series in lines:
             if series:

@@ -13,7 +13,7 @@ import logging
 import zlib
 from dataclasses import dataclass, replace
 
-from services.sampler.rewards import RewardSpec, _resolve, check_allowed, reward_spec
+from services.sampler.rewards import RewardSpec, reward_spec
 from shared.tasks import Problem, TaskSet, drop_held_out_questions, read_rows
 from shared.config import TaskConfig
 from shared.configio import ConfigError
@@ -87,11 +87,8 @@ def _gym_problems(src: ReasoningGymEval, spec: EvalConfig, seed: int) -> list[Pr
 
 
 def _reward(spec: EvalConfig, cfg: TaskConfig) -> RewardSpec:
-    if spec.reward:
-        check_allowed(spec.reward, cfg.reward_allowlist)
-        out = RewardSpec("function", spec.reward)
-        _resolve(out)  # a bad name fails at startup, not as zeros at every eval
-        return out
+    if spec.reward:  # checked against the allowlist and imported now, as the task's own
+        return reward_spec(cfg.model_copy(update={"reward": spec.reward}))
     src = spec.source
     if isinstance(src, HeldOutEval):
         return reward_spec(cfg)

@@ -44,6 +44,8 @@ def build(cfg: RunConfig, r, run_id: str, metrics, local_dir: Path, backend=None
     s, keys = cfg.sampler, RunKeys(run_id)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model.path, trust_remote_code=cfg.model.trust_remote_code)
     task = load_task(cfg.task, cfg.data_seed)
+    # Every shard loads the evals, though only shard 0 scores them: the training list each
+    # shard takes its part of must be the same one (eval questions dropped) on all of them.
     eval_sets = load_eval_sets(cfg.task, task, cfg.data_seed)
     task = exclude_eval_questions(task, eval_sets)
     renderer = PromptRenderer(tokenizer, task.system_prompt)

@@ -4,6 +4,7 @@ with one-line errors naming the key, and a config without them keeps the one `he
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from shared.config import RunConfig, TaskConfig
 from shared.configio import ConfigError, dump_config, load_config
@@ -65,5 +66,5 @@ def test_held_out_eval_needs_a_size_when_eval_size_is_0():
 def test_evals_round_trip_through_yaml():
     cfg = load_config(None, ["task.evals=[{name: held, size: 4}, {name: gsm8k, source: {kind: file, path: g.jsonl},"
                              " samples: 4, pass_at_k: [1, 4], system_prompt: ''}]"])
-    again = RunConfig.model_validate(__import__("yaml").safe_load(dump_config(cfg)))
+    again = RunConfig.model_validate(yaml.safe_load(dump_config(cfg)))
     assert again == cfg and again.task.eval_specs[1].system_prompt == ""

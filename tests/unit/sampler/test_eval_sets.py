@@ -20,7 +20,8 @@ def write_jsonl(path, rows):
 def test_file_eval_questions_are_dropped_from_training_and_held_out_stays_as_before(tmp_path, caplog):
     train = write_jsonl(tmp_path / "train.jsonl", [{"prompt": f"q{i}", "answer": str(i)} for i in range(20)])
     # q3 and q4 are also test questions of the file eval: training must lose them.
-    test = write_jsonl(tmp_path / "test.jsonl", [{"question": f"q{i}", "solution": f"#### {i}"} for i in (3, 4, 99)])
+    test = write_jsonl(tmp_path / "test.jsonl",
+                       [{"question": f"q{i}", "solution": f"#### {i}"} for i in (3, 4, 99)])
     cfg = TaskConfig(source={"kind": "jsonl", "path": train}, eval_size=5, evals=[
         {"name": "held"},
         {"name": "gsm", "source": {"kind": "file", "path": test, "prompt_field": "question", "answer_field": "solution"},
@@ -82,7 +83,8 @@ def test_file_eval_rows_without_the_fields_name_the_row(tmp_path):
 
 def test_no_training_left_after_the_evals_is_refused(tmp_path):
     rows = write_jsonl(tmp_path / "t.jsonl", [{"prompt": f"q{i}", "answer": "1"} for i in range(3)])
-    cfg = TaskConfig(source={"kind": "jsonl", "path": rows}, evals=[{"name": "e", "source": {"kind": "file", "path": rows}}])
+    cfg = TaskConfig(source={"kind": "jsonl", "path": rows},
+                     evals=[{"name": "e", "source": {"kind": "file", "path": rows}}])
     task = load_task(cfg, seed=0)
     with pytest.raises(ConfigError, match="task.evals: no training problems left"):
         exclude_eval_questions(task, load_eval_sets(cfg, task, 0))
