@@ -4,8 +4,10 @@ Weights are reloaded in place through the engine (`reload_weights`, then the pre
 reset so no KV computed with the old policy is reused), tied-embedding models included: on vLLM
 CPU a reload leaves a tied output layer's packed GEMM copy stale, so after reloading a tied
 model the backend re-packs it through the worker extension in `vllm_worker.py` (a no-op on GPU,
-where nothing is stale). No engine is ever rebuilt for a new version. Log-probs are vLLM's default `raw_logprobs` (the
-model's own distribution, before temperature and top-k), with `logprobs=0` (the sampled token).
+where nothing is stale). No engine is ever rebuilt for a new version. Completions end at
+`SamplingSettings.stop` (`stop_token_ids`) besides the generation config's eos ids. Log-probs
+are vLLM's default `raw_logprobs` (the model's own distribution, before temperature and
+top-k), with `logprobs=0` (the sampled token).
 
 Building `LLM` spawns an engine process: scripts that construct this backend need an
 `if __name__ == "__main__":` guard.
@@ -22,8 +24,8 @@ import numpy as np
 from services.sampler.backends.base import (
     Completion, GenerationBackend, IncompatibleWeights, SamplingSettings, tensor_shapes,
 )
-from shared.protocol import FinishReason
 from services.sampler.backends.vllm_worker import QUALNAME as WORKER_EXTENSION
+from shared.protocol import FinishReason
 from shared.weights import tied_embeddings
 
 log = logging.getLogger(__name__)
