@@ -29,7 +29,7 @@ from services.sampler.watchdog import Watchdog
 from services.sampler.weights_follower import WeightsFollower
 from shared.config import RunConfig
 from shared.metrics import SamplerMetrics
-from shared.stop_tokens import stop_tokens
+from shared.stop_tokens import StopTokens, stop_tokens
 from shared.tasks import PromptRenderer, TaskSet
 
 log = logging.getLogger(__name__)
@@ -59,10 +59,9 @@ class SamplerLoop:
         eos ids and, when prompts go through the chat template, the template's turn end)."""
         s = cfg.sampler
         stop = stop_tokens(renderer.tokenizer, chat_template=renderer.uses_chat_template,
-                           model_path=cfg.model.path) if renderer is not None else None
+                           model_path=cfg.model.path) if renderer is not None else StopTokens()
         return SamplingSettings(n=s.group_size, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
-                                max_new_tokens=s.max_new_tokens, seed=cfg.seed,
-                                **({"stop": stop} if stop is not None else {}))
+                                max_new_tokens=s.max_new_tokens, seed=cfg.seed, stop=stop)
 
     def generate(self) -> Generated:
         """One preemptive-sampling call: the next M problems of this shard, G completions each."""

@@ -4,10 +4,11 @@ Weights are reloaded in place through the engine (`reload_weights`, then the pre
 reset so no KV computed with the old policy is reused), tied-embedding models included: on vLLM
 CPU a reload leaves a tied output layer's packed GEMM copy stale, so after reloading a tied
 model the backend re-packs it through the worker extension in `vllm_worker.py` (a no-op on GPU,
-where nothing is stale). No engine is ever rebuilt for a new version. Log-probs are the engine's
-`processed_logprobs` (after temperature, top-k and top-p: the distribution each token was drawn
-from, which the learner scores too), with `logprobs=0` (the sampled token). An all-greedy call
-skips the processing and reports the raw distribution's log-probs.
+where nothing is stale). No engine is ever rebuilt for a new version. Completions end at
+`SamplingSettings.stop` (`stop_token_ids`) besides the generation config's eos ids. Log-probs
+are the engine's `processed_logprobs` (after temperature, top-k and top-p: the distribution each
+token was drawn from, which the learner scores too), with `logprobs=0` (the sampled token). An
+all-greedy call skips the processing and reports the raw distribution's log-probs.
 
 Building `LLM` spawns an engine process: scripts that construct this backend need an
 `if __name__ == "__main__":` guard.
@@ -24,9 +25,9 @@ import numpy as np
 from services.sampler.backends.base import (
     Completion, GenerationBackend, IncompatibleWeights, SamplingSettings, tensor_shapes,
 )
+from services.sampler.backends.vllm_worker import QUALNAME as WORKER_EXTENSION
 from shared.precision import served_dtype
 from shared.protocol import FinishReason
-from services.sampler.backends.vllm_worker import QUALNAME as WORKER_EXTENSION
 from shared.weights import tied_embeddings
 
 log = logging.getLogger(__name__)

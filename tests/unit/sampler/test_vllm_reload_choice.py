@@ -46,10 +46,14 @@ def test_reload_in_place_never_rebuilds(tmp_path, monkeypatch, tied):
     assert first.calls == [("reload_weights", {"weights_path": str(new)}), *repack, ("reset_prefix_cache", None)]
 
 
-def test_engine_args_name_the_worker_extension():
-    from services.sampler.backends.vllm_worker import QUALNAME, TiedReloadExtension
+def test_the_worker_extension_resolves_by_its_dotted_name():
+    # vLLM imports `worker_extension_cls` by name inside the worker; a stale name fails at startup.
+    import importlib
 
-    assert QUALNAME == f"{TiedReloadExtension.__module__}.{TiedReloadExtension.__qualname__}"
+    from services.sampler.backends.vllm_worker import QUALNAME
+
+    module, _, name = QUALNAME.rpartition(".")
+    assert callable(getattr(getattr(importlib.import_module(module), name), "repack_output_layers"))
 
 
 def test_misfit_refused_before_the_engine_is_touched(tmp_path, monkeypatch):
