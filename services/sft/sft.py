@@ -158,6 +158,8 @@ def report_held_out(model, renderer, cfg, held: list) -> None:
         print(f"sft: held-out accuracy not computed here ({len(held)} problems): the task's verifier runs in "
               "the sampler; the run's version-0 eval reports it", file=sys.stderr)
         return
+    # The sampler's eval skips prompts over max_prompt_tokens; so does this one.
+    held = [p for p in held if len(renderer.prompt_ids(p.question)) <= cfg.sampler.max_prompt_tokens]
     acc = accuracy(model, renderer, held, reasoning_gym_verifier(src.name, dict(src.params)),
                    cfg.sampler.max_new_tokens)
     print(f"sft: held-out greedy accuracy {acc:.3f} over {len(held)} problems", flush=True)

@@ -90,3 +90,22 @@ def test_sft_accuracy_is_the_runs_version_0_eval(redis_client, tmp_path):
     assert sft_acc >= 0.3, f"SFT should have taught the task ({sft_acc})"
     old = accuracy(sft_model, OldSamplerRule(tok, task.system_prompt), task.eval, verify, cfg.sampler.max_new_tokens)
     assert old < sft_acc, (old, sft_acc)  # the test tells the two renderings apart
+
+
+def test_sft_on_a_reasoning_gym_run_config_reports_held_out_accuracy(tmp_path):
+    base = build_tiny_model(tmp_path / "base")
+    cfg = load_config(None, [
+        f"model.path={tmp_path / 'sft'}", "task.source.kind=reasoning_gym", "task.source.name=basic_arithmetic",
+        "task.source.size=40", "task.eval_size=6", "task.system_prompt=''", "sampler.max_new_tokens=4",
+    ])
+    (tmp_path / "run.yaml").write_text(dump_config(cfg))
+    proc = subprocess.run(
+        [sys.executable, "-m", "services.cli", "sft", "--model", str(base), "--config", str(tmp_path / "run.yaml"),
+         "--out", str(tmp_path / "sft"), "--max-steps", "2", "--batch-size", "4"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    train = len(load_task(cfg.task, cfg.data_seed).train)
+    assert f"sft: {train} rows" in proc.stdout
+    assert "sft: held-out greedy accuracy 0.000 over 6 problems" in proc.stdout  # 2 steps: nothing learnt yet
+    assert (tmp_path / "sft" / "config.json").exists()
