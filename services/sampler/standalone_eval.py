@@ -18,6 +18,8 @@ import logging
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from shared.configio import ConfigError, load_config
 from shared.eval_config import EvalConfig, FileEval
 from shared.run_folder import resolve_model
@@ -60,9 +62,18 @@ def file_evals(args: argparse.Namespace) -> list[EvalConfig]:
         names.add(n)
         src = FileEval(path=path, prompt_field=args.prompt_field, answer_field=args.answer_field,
                        split=args.split, answer_from=args.answer_from)
-        out.append(EvalConfig(name=n, source=src, size=args.size, greedy=args.greedy,
-                              samples=args.samples or max(ks), pass_at_k=ks))
+        out.append(_eval_config(name=n, source=src, size=args.size, greedy=args.greedy,
+                                samples=args.samples or max(ks), pass_at_k=ks))
     return out
+
+
+def _eval_config(**fields) -> EvalConfig:
+    """An EvalConfig from CLI values; a rule it breaks (k > samples) is a one-line ConfigError."""
+    try:
+        return EvalConfig(**fields)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise ConfigError(f"--k/--samples: {first['msg'].removeprefix('Value error, ')}") from None
 
 
 def with_cli_k(spec: EvalConfig, args: argparse.Namespace) -> EvalConfig:
@@ -70,8 +81,8 @@ def with_cli_k(spec: EvalConfig, args: argparse.Namespace) -> EvalConfig:
     if args.ks is None and args.samples is None and args.greedy:
         return spec
     ks = args.ks or spec.pass_at_k
-    return EvalConfig(**{**spec.model_dump(), "greedy": args.greedy, "pass_at_k": ks,
-                         "samples": args.samples or max(ks or [spec.samples])})
+    return _eval_config(**{**spec.model_dump(), "greedy": args.greedy, "pass_at_k": ks,
+                           "samples": args.samples or max(ks or [spec.samples])})
 
 
 def run_config(args: argparse.Namespace, model_path: Path, run_dir: Path | None):
