@@ -57,3 +57,23 @@ register("sft", "services.sft.sft:main",
 register("demo-policy", "services.sft.demo_policy:main",
          "build (or reuse the cached) small demo policy: offline tokenizer + Llama + SFT warm start",
          _demo_policy_args)
+
+
+def _eval_args(p):
+    from services.sampler.standalone_eval import add_arguments  # light: torch and vLLM load on use
+
+    add_arguments(p)
+
+
+def _export_args(p):
+    from services.export.export import add_arguments
+
+    add_arguments(p)
+
+
+register("eval", "services.sampler.standalone_eval:main",
+         "score a model folder or a run's weights on eval data (greedy accuracy, pass@k), as in-run evals do",
+         _eval_args)
+register("export", "services.export.export:main",
+         "write a run's weights as a plain HF folder (chosen dtype, tokenizer, generation config, model card)",
+         _export_args)

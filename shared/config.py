@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 from shared.config_base import Strict
 from shared.eval_config import EvalConfig, check_evals, effective_evals
 from shared.precision import pure_bf16_problem
+from shared.rows_config import RowFields
 
 
 class ModelConfig(Strict):
@@ -40,17 +41,18 @@ class ReasoningGymTask(Strict):
     """Number of training problems generated."""
 
 
-class JsonlTask(Strict):
+class JsonlTask(RowFields):
     kind: Literal["jsonl"] = "jsonl"
-    """{prompt, answer} rows from a JSONL or Parquet file, checked with math-verify."""
+    """{prompt, answer} rows from a JSONL or Parquet file or a Hugging Face `datasets` folder
+    (`save_to_disk`, or Hub Parquet shards), checked with math-verify."""
     path: str
-    """Training file (.jsonl or .parquet)."""
+    """Training data: a .jsonl or .parquet file, or a dataset folder (its `split`)."""
     eval_path: str | None = None
-    """Held-out file; when absent, `eval_size` rows are split off the training file."""
-    prompt_field: str = "prompt"
-    """Column holding the question."""
-    answer_field: str = "answer"
-    """Column holding the reference answer."""
+    """Held-out data (file or folder); when absent and `eval_split` is unset, `eval_size` rows are
+    split off the training data."""
+    eval_split: str | None = None
+    """The held-out split of `eval_path`'s folder, or of `path`'s when `eval_path` is absent (e.g.
+    `test`)."""
 
 
 def _source_kind(value: object) -> str:

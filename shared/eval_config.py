@@ -15,6 +15,7 @@ from typing import Annotated, Literal, Union
 from pydantic import Discriminator, Field, Tag, model_validator
 
 from shared.config_base import Strict
+from shared.rows_config import RowFields
 
 EVAL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 DEFAULT_EVAL = "held_out"
@@ -26,15 +27,12 @@ class HeldOutEval(Strict):
     read from `task.source.eval_path`. Training problems with the same question are dropped."""
 
 
-class FileEval(Strict):
+class FileEval(RowFields):
     kind: Literal["file"] = "file"
-    """{prompt, answer} rows of a JSONL or Parquet file, e.g. MATH-500 or GSM8K test."""
+    """{prompt, answer} rows of a JSONL or Parquet file or a Hugging Face `datasets` folder, e.g.
+    MATH-500 or GSM8K test."""
     path: str
-    """The file (.jsonl or .parquet)."""
-    prompt_field: str = "prompt"
-    """Column holding the question."""
-    answer_field: str = "answer"
-    """Column holding the reference answer (math-verify; GSM8K's `#### N` is understood)."""
+    """The file (.jsonl or .parquet) or dataset folder (its `split`)."""
 
 
 class ReasoningGymEval(Strict):

@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass, replace
 
 from services.sampler.rewards import RewardSpec, reward_spec
-from shared.tasks import Problem, TaskSet, drop_held_out_questions, read_rows
+from shared.tasks import Problem, TaskSet, drop_held_out_questions, file_problems
 from shared.config import TaskConfig
 from shared.configio import ConfigError
 from shared.eval_config import EvalConfig, FileEval, HeldOutEval, ReasoningGymEval
@@ -60,21 +60,8 @@ def _problems(spec: EvalConfig, task: TaskSet, seed: int) -> list[Problem]:
     if isinstance(src, HeldOutEval):
         return task.eval[: spec.size]
     if isinstance(src, FileEval):
-        return _file_problems(src)[: spec.size]
+        return file_problems(src, what=f"eval {spec.name!r}: source")[: spec.size]
     return _gym_problems(src, spec, seed)
-
-
-def _file_problems(src: FileEval) -> list[Problem]:
-    out = []
-    for i, (where, row) in enumerate(read_rows(src.path)):
-        if not isinstance(row, dict):
-            raise ConfigError(f"{where}: expected an object with {src.prompt_field!r} and {src.answer_field!r}")
-        for key in (src.prompt_field, src.answer_field):
-            value = row.get(key)
-            if value is None or (isinstance(value, str) and not value.strip()):
-                raise ConfigError(f"{where}: {key!r} missing or empty (an eval's prompt_field/answer_field)")
-        out.append(Problem(i, str(row[src.prompt_field]), str(row[src.answer_field])))
-    return out
 
 
 def _gym_problems(src: ReasoningGymEval, spec: EvalConfig, seed: int) -> list[Problem]:

@@ -12,6 +12,7 @@ from shared.tasks.problems import (
     Problem,
     TaskSet,
     drop_held_out_questions,
+    file_problems,
     load_task,
     read_rows,
     reference_completion,
@@ -19,4 +20,4 @@ from shared.tasks.problems import (
 from shared.tasks.render import PromptRenderer
 
 __all__ = ["JSONL_SYSTEM_PROMPT", "SOLVED", "Problem", "PromptRenderer", "TaskSet", "drop_held_out_questions",
-           "load_task", "read_rows", "reference_completion"]
+           "file_problems", "load_task", "read_rows", "reference_completion"]

@@ -10,16 +10,16 @@ dropped (counted and logged) — so held-out accuracy is measured on questions n
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from shared.config import JsonlTask, ReasoningGymTask, TaskConfig
 from shared.configio import ConfigError
+from shared.rows_config import RowFields
+from shared.tasks.rows import read_rows, reference_answer
 
 log = logging.getLogger(__name__)
 
@@ -95,29 +95,12 @@ def _reasoning_gym(src: ReasoningGymTask, eval_size: int, seed: int) -> tuple[li
     return probs[: src.size], _reindex(probs[src.size :]), SYSTEM_PROMPTS["default"]
 
 
-def read_rows(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
-    """Rows of a .jsonl or .parquet file as (where, row): `where` is `file:line` (JSONL) or
-    `file:row N` (Parquet, from 1), so an error names the row. Raises ConfigError."""
-    p = Path(path)
-    try:
-        if p.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            return [(f"{p}:row {i}", row) for i, row in enumerate(pq.read_table(p).to_pylist(), 1)]
-        lines = p.read_text().splitlines()
-    except Exception as err:  # missing file, not Parquet, unreadable, not UTF-8: all name the file
-        raise ConfigError(f"{p}: cannot read dataset: {type(err).__name__}: {err}") from None
-    rows = []
-    for n, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                rows.append((f"{p}:{n}", json.loads(line)))
-            except json.JSONDecodeError as err:
-                raise ConfigError(f"{p}:{n}: not JSON: {err.msg}") from None
-    return rows
-
-
-def _to_problems(rows: list[tuple[str, dict[str, Any]]], src: JsonlTask) -> list[Problem]:
+def file_problems(src: RowFields, path: str | None = None, split: str | None = None,
+                  what: str = "task.source") -> list[Problem]:
+    """The problems of a row source (`src.path` and `src.split` unless given): its prompt and
+    answer fields, the answer reduced by `src.answer_from`. `what` names the config section in
+    errors. Raises ConfigError naming the file (or folder and split), the row and the key."""
+    rows = read_rows(path or src.path, src.split if path is None else split)
     out = []
     for i, (where, row) in enumerate(rows):
         if not isinstance(row, dict):
@@ -126,17 +109,19 @@ def _to_problems(rows: list[tuple[str, dict[str, Any]]], src: JsonlTask) -> list
         for key in (src.prompt_field, src.answer_field):
             if key not in row:
                 name = "prompt_field" if key == src.prompt_field else "answer_field"
-                raise ConfigError(f"{where}: row lacks {key!r} (task.source.{name})")
+                raise ConfigError(f"{where}: row lacks {key!r} ({what}.{name})")
             if row[key] is None or (isinstance(row[key], str) and not row[key].strip()):
                 raise ConfigError(f"{where}: {key!r} is empty")
-        out.append(Problem(i, str(row[src.prompt_field]), str(row[src.answer_field])))
+        answer = reference_answer(row[src.answer_field], src.answer_from, where, src.answer_field)
+        out.append(Problem(i, str(row[src.prompt_field]), answer))
     return out
 
 
 def _file_task(src: JsonlTask, eval_size: int, seed: int) -> tuple[list[Problem], list[Problem]]:
-    rows = _to_problems(read_rows(src.path), src)
-    if src.eval_path:
-        return rows, _to_problems(read_rows(src.eval_path), src)[:eval_size]
+    rows = file_problems(src)
+    if src.eval_path or src.eval_split:
+        held = file_problems(src, src.eval_path or src.path, src.eval_split)
+        return rows, held[:eval_size]
     # No eval file: a seeded split of the training file (the same for every sampler of the run).
     perm = np.random.default_rng([seed, 7]).permutation(len(rows))
     held = sorted(perm[:eval_size].tolist())

@@ -77,7 +77,7 @@ def test_file_eval_rows_without_the_fields_name_the_row(tmp_path):
     train = write_jsonl(tmp_path / "train.jsonl", [{"prompt": "q", "answer": "1"}])
     cfg = TaskConfig(evals=[{"name": "e", "source": {"kind": "file", "path": test}}])
     task = load_task(TaskConfig(source={"kind": "jsonl", "path": train}, eval_size=0), seed=0)
-    with pytest.raises(ConfigError, match=r"t.jsonl:2: 'answer' missing or empty"):
+    with pytest.raises(ConfigError, match=r"t.jsonl:2: row lacks 'answer' \(eval 'e': source.answer_field\)"):
         load_eval_sets(cfg, task, 0)
 
 
