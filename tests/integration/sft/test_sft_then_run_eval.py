@@ -66,8 +66,9 @@ def test_sft_accuracy_is_the_runs_version_0_eval(redis_client, tmp_path):
     try:
         loop.maybe_eval()  # the run's first eval: version 0, the SFT folder as served
         run_eval = json.loads((tmp_path / "runs" / cfg.run_id / "eval.jsonl").read_text().splitlines()[0])
-        evaluator = loop.evaluator
-        run_scores = evaluator.score(loop.backend, replace(evaluator.settings, temperature=0.0)).tolist()
+        evaluator = loop.evaluator.evaluators[0]  # the suite's one eval: held_out
+        # (problems, n=1) scores: one greedy completion each
+        run_scores = evaluator.score(loop.backend, replace(evaluator.settings, temperature=0.0))[:, 0].tolist()
     finally:
         loop.close()
 
