@@ -25,7 +25,8 @@ from shared.wire_fields import pack_array as _pack
 __all__ = ["ProtocolError", "FinishReason", "Sample", "RolloutBatch", "WeightsPublished", "RunAssignment",
            "StopRun", "Heartbeat", "Message", "KINDS", "encode", "decode", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: FinishReason.TURN_END."""
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 MAX_SAMPLES = 1 << 16
 MAX_SEQUENCE_TOKENS = 1 << 20
@@ -35,8 +36,11 @@ FLOAT_DTYPE = np.dtype("<f4")
 
 class FinishReason(IntEnum):
     STOP = 0
+    """Ended on one of the model's end-of-sequence ids (shared.stop_tokens.StopTokens.eos)."""
     LENGTH = 1
     ABORT = 2
+    TURN_END = 3
+    """Ended on the chat template's end-of-turn id (`<|im_end|>`) when that is not an eos id."""
 
 
 @dataclass

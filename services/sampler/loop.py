@@ -29,6 +29,7 @@ from services.sampler.watchdog import Watchdog
 from services.sampler.weights_follower import WeightsFollower
 from shared.config import RunConfig
 from shared.metrics import SamplerMetrics
+from shared.stop_tokens import stop_tokens
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class SamplerLoop:
         self.pool, self.follower, self.finisher = pool, follower, finisher
         self.evaluator, self.metrics = evaluator, metrics
         self.order = PromptOrder(len(task.train), cfg.seed, s.num_shards, s.shard_index)
-        self.settings = self.sampling_settings(cfg)
+        self.settings = self.sampling_settings(cfg, renderer)
         self.calls = 0
         self.prompts_issued = 0
         self.last_eval_version: int | None = None
@@ -52,10 +53,15 @@ class SamplerLoop:
         """Set by main: bounds each generation call by `sampler.generate_timeout_s`."""
 
     @staticmethod
-    def sampling_settings(cfg: RunConfig) -> SamplingSettings:
+    def sampling_settings(cfg: RunConfig, renderer: PromptRenderer | None = None) -> SamplingSettings:
+        """The run's sampling settings; with the prompt renderer, its stop ids too (the model's
+        eos ids and, when prompts go through the chat template, the template's turn end)."""
         s = cfg.sampler
+        stop = stop_tokens(renderer.tokenizer, chat_template=renderer.uses_chat_template,
+                           model_path=cfg.model.path) if renderer is not None else None
         return SamplingSettings(n=s.group_size, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
-                                max_new_tokens=s.max_new_tokens, seed=cfg.seed)
+                                max_new_tokens=s.max_new_tokens, seed=cfg.seed,
+                                **({"stop": stop} if stop is not None else {}))
 
     def generate(self) -> Generated:
         """One preemptive-sampling call: the next M problems of this shard, G completions each."""

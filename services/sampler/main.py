@@ -60,7 +60,7 @@ def build(cfg: RunConfig, r, run_id: str, metrics, local_dir: Path, backend=None
                              should_stop=should_stop, calls_log=calls_log)
     evaluator = None
     if s.eval_every > 0 and s.shard_index == 0 and task.eval:
-        loop_settings = SamplerLoop.sampling_settings(cfg)
+        loop_settings = SamplerLoop.sampling_settings(cfg, renderer)
         evaluator = Evaluator(task.eval, renderer, pool, loop_settings, s.max_prompt_tokens,
                               run_dir(cfg, run_id), metrics)
     return SamplerLoop(cfg, backend=backend, renderer=renderer, task=task, pool=pool, follower=follower,

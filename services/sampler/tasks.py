@@ -172,6 +172,11 @@ class PromptRenderer:
         self.tokenizer, self.system_prompt = tokenizer, system_prompt
         self._cache: dict[tuple[str, int], list[int]] = {}
 
+    @property
+    def uses_chat_template(self) -> bool:
+        """Whether prompts go through the tokenizer's chat template (then its turn end stops too)."""
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
     def text(self, question: str) -> str:
         if getattr(self.tokenizer, "chat_template", None):
             messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []

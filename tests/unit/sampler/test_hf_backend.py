@@ -50,3 +50,11 @@ def test_swap_in_place_and_refuse_misfit(tiny, tmp_path):
     fresh = HFBackend(other, dtype="float32")
     assert backend.generate([[5, 6, 7]], greedy)[0][0].token_ids.tolist() == \
         fresh.generate([[5, 6, 7]], greedy)[0][0].token_ids.tolist() != before
+
+
+def test_stops_at_the_chat_turn_end_that_is_not_the_eos(tmp_path):
+    from tests.helpers.stop_checks import check_stops_at_turn_end
+    from tests.helpers.tiny_qwen2 import build_tiny_qwen2
+
+    model_dir = build_tiny_qwen2(tmp_path / "qwen2")
+    check_stops_at_turn_end(HFBackend(model_dir, dtype="float32"), model_dir)

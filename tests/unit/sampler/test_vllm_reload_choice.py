@@ -1,7 +1,7 @@
 """How the vLLM backend loads a new version, decided without an engine (a fake stands in for
-`vllm.LLM`; the real engine is exercised by tests/integration/sampler/test_sampler_vllm.py):
-untied models reload in place and drop the prefix cache; tied models get a fresh engine,
-because vLLM CPU leaves a tied output layer stale on reload."""
+`vllm.LLM`; the real engine is exercised by tests/integration/sampler/test_sampler_vllm.py and
+test_vllm_qwen2.py): every model reloads in place and drops the prefix cache, never a new
+engine; tied models also re-pack their output layer (stale on vLLM CPU after a reload)."""
 
 import pytest
 
@@ -17,7 +17,7 @@ class FakeLLM:
         self.llm_engine = self
         self.engine_core = self
 
-    def collective_rpc(self, method, kwargs):
+    def collective_rpc(self, method, kwargs=None):
         self.calls.append((method, kwargs))
 
     def reset_prefix_cache(self):
@@ -35,17 +35,21 @@ def fake_backend(model_dir, monkeypatch) -> VllmBackend:
 
 
 @pytest.mark.parametrize("tied", [False, True])
-def test_reload_in_place_or_rebuild(tmp_path, monkeypatch, tied):
+def test_reload_in_place_never_rebuilds(tmp_path, monkeypatch, tied):
     start = build_tiny_model(tmp_path / "v0", tie_word_embeddings=tied)
     new = build_tiny_model(tmp_path / "v1", seed=1, tie_word_embeddings=tied)
     b = fake_backend(start, monkeypatch)
     first = b.llm
     b.load_weights(new)
-    if tied:
-        assert first.closed and b.llm is not first and b.llm.path == str(new) and first.calls == []
-    else:
-        assert b.llm is first and not first.closed
-        assert first.calls == [("reload_weights", {"weights_path": str(new)}), ("reset_prefix_cache", None)]
+    assert b.llm is first and not first.closed
+    repack = [("repack_output_layers", None)] if tied else []
+    assert first.calls == [("reload_weights", {"weights_path": str(new)}), *repack, ("reset_prefix_cache", None)]
+
+
+def test_engine_args_name_the_worker_extension():
+    from services.sampler.backends.vllm_worker import QUALNAME, TiedReloadExtension
+
+    assert QUALNAME == f"{TiedReloadExtension.__module__}.{TiedReloadExtension.__qualname__}"
 
 
 def test_misfit_refused_before_the_engine_is_touched(tmp_path, monkeypatch):
