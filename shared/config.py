@@ -106,13 +106,25 @@ class AlgoConfig(Strict):
     clip_eps_high: float = Field(default=0.2, ge=0)
     """PPO clipping above 1 + eps_high."""
     is_cap: float | None = Field(default=None, gt=0)
-    """Truncated importance sampling: cap the sampler/learner ratio at this value (off: None)."""
+    """Truncated importance sampling (TIS) of the learner/sampler weight: a token's weight is
+    min(ratio, is_cap), as a detached factor, so a truncated token still gets gradient (weight
+    is_cap); see `is_level`. Off: None (the weight is the PPO ratio, unbounded for negative
+    advantages). Peers use 2-5; the mismatch metrics (`mismatch_ratio_*`) say whether it bites."""
+    is_level: Literal["token", "sequence"] = "token"
+    """What `is_cap` truncates. token: each token's ratio; sequence: each sequence's
+    geometric-mean ratio exp(mean_t log ratio_t), one factor for all its tokens."""
     kl_beta: float = Field(default=0.0, ge=0)
     """k3 KL to a frozen reference. 0 (the paper's finding) loads no reference model."""
     ppo: Literal["none", "multi", "mini"] = "none"
     """none: one update per batch; multi: `ppo_epochs` passes; mini: `ppo_epochs` mini-batches."""
     ppo_epochs: int = Field(default=1, ge=1)
     """K for PPO-Multi (passes) and PPO-Mini (mini-batches per batch)."""
+
+    @model_validator(mode="after")
+    def _is_level_needs_cap(self) -> "AlgoConfig":
+        if self.is_level != "token" and self.is_cap is None:
+            raise ValueError(f"is_level: {self.is_level!r} truncates nothing without algo.is_cap")
+        return self
 
     @model_validator(mode="after")
     def _ppo_needs_k(self) -> "AlgoConfig":
@@ -131,7 +143,8 @@ class SamplerConfig(Strict):
     group_size: int = Field(default=4, ge=2)
     """G: completions per prompt."""
     temperature: float = Field(default=0.9, ge=0)
-    """Sampling temperature."""
+    """Sampling temperature. The learner scores tokens under the same distribution (this
+    temperature, `top_k`, `top_p`), as the samplers report their log-probs; 0 (greedy): raw."""
     top_k: int = Field(default=50, ge=-1)
     """Top-k (-1 or 0: off)."""
     top_p: float = Field(default=1.0, gt=0, le=1)

@@ -95,6 +95,22 @@ class LearnerMetrics:
     kept_fraction: Gauge
     adv_abs_mean: Gauge
     tokens_per_s: Gauge
+    mismatch: dict[str, Gauge]  # MISMATCH_FIGURES name -> gauge
+    is_truncated_fraction: Gauge
+
+
+MISMATCH_FIGURES = {
+    "logp_abs_diff_mean": "mean |sampler logp - learner logp| over completion tokens",
+    "logp_abs_diff_max": "max |sampler logp - learner logp| over completion tokens",
+    "kl_k3": "k3 estimate of KL(sampler || learner) per token",
+    "ratio_mean": "mean importance ratio learner / sampler",
+    "ratio_p99": "99th percentile of the importance ratio",
+    "ratio_max": "max importance ratio",
+    "ratio_outside_fraction": "fraction of tokens whose ratio is outside [0.5, 2]",
+    "excluded_fraction": "fraction of sampled tokens outside the learner's top-k/top-p set",
+}
+"""The sampler/learner mismatch figures (`shared.algo.mismatch.summary`), each exported as
+`dashrl_learner_mismatch_<name>` and written as `mismatch_<name>` in metrics.jsonl."""
 
 
 def learner_metrics(reg: CollectorRegistry | None = None) -> tuple[LearnerMetrics, CollectorRegistry]:
@@ -115,7 +131,15 @@ def learner_metrics(reg: CollectorRegistry | None = None) -> tuple[LearnerMetric
         kept_fraction=Gauge("dashrl_learner_kept_fraction", "Gradient-filtering kept fraction of the latest step's rollouts (sampler-reported)", registry=reg),
         adv_abs_mean=Gauge("dashrl_learner_advantage_abs_mean", "Mean |advantage| of the latest step's samples", registry=reg),
         tokens_per_s=Gauge("dashrl_learner_tokens_per_second", "Tokens through forward+backward per second of training time, latest step", registry=reg),
+        mismatch=_mismatch_gauges(reg),
+        is_truncated_fraction=Gauge("dashrl_learner_is_truncated_fraction", "Fraction of the latest step's tokens whose IS weight algo.is_cap truncated", registry=reg),
     ), reg
+
+
+def _mismatch_gauges(reg: CollectorRegistry) -> dict[str, Gauge]:
+    # one name per figure (dashrl_learner_mismatch_kl_k3, ...) reads best in PromQL
+    return {name: Gauge(f"dashrl_learner_mismatch_{name}", f"Latest step, first forward of its fresh samples: {doc}",
+                        registry=reg) for name, doc in MISMATCH_FIGURES.items()}
 
 
 @dataclass

@@ -104,3 +104,12 @@ def allreduce_sum(ctx: DistContext, values: list[float], device: torch.device) -
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
+
+
+def allreduce_max(ctx: DistContext, values: list[float], device: torch.device) -> list[float]:
+    """Element-wise max of small per-rank statistics."""
+    if not ctx.enabled:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.tolist()

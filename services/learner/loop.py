@@ -203,7 +203,8 @@ class Learner:
             "kept_fraction": float(np.mean(g.kept)) if g.kept else None, "staleness": g.staleness,
             "reward_mean": float(np.mean(g.rewards)) if g.rewards else None,
             "updates": stats.updates, "batch_ids": g.batch_ids, "skipped": self._skips,
-            "seconds": seconds,
+            "seconds": seconds, "is_truncated_fraction": stats.truncated_fraction,
+            **{f"mismatch_{k}": v for k, v in stats.mismatch.items()},
         }
         self._skips = {}
         self.steplog.write(record)

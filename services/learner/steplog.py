@@ -68,6 +68,10 @@ class StepLog:
         m.tokens_per_s.set(rec["tokens_per_s"])
         if rec.get("kept_fraction") is not None:
             m.kept_fraction.set(rec["kept_fraction"])
+        m.is_truncated_fraction.set(rec.get("is_truncated_fraction", 0.0))
+        for name, gauge in m.mismatch.items():
+            if f"mismatch_{name}" in rec:
+                gauge.set(rec[f"mismatch_{name}"])
 
 
 def read_steps(path: Path) -> list[dict[str, Any]]:

@@ -5,6 +5,10 @@ gathered set of samples; with PPO-Multi/Mini it is several optimizer updates (se
 `batching.update_groups`). Every micro-batch's loss is divided by totals of its whole update
 (`shared.algo.loss.BatchTotals`), so the accumulated gradient is the full-batch gradient
 however the samples were packed and however many ranks shared them.
+
+Log-probs are taken under the distribution the sampler drew from (`sampler.temperature`,
+`top_k`, `top_p`: `shared.algo.logprobs`), and the first update of every step measures the
+sampler/learner mismatch on its fresh samples (`shared.algo.mismatch`) before any update.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ from typing import Any
 import torch
 
 from services.learner.batching import MicroBatch, TrainSample, collate, pack_micro_batches, update_groups
-from services.learner.distributed import DistContext, allreduce_grads, allreduce_sum
+from services.learner.distributed import DistContext, allreduce_grads, allreduce_max, allreduce_sum
 from services.learner.model import Placement
 from services.learner.prompt_sharing import (MASK_IMPLEMENTATIONS, SharedMicroBatch, attention_weight,
                                              collate_shared, gather_predicting_logits, pack_shared)
-from shared.algo.loss import BatchTotals, policy_loss, token_logprobs
+from shared.algo.logprobs import SamplingDistribution, token_logprobs
+from shared.algo.loss import BatchTotals, policy_loss
+from shared.algo.mismatch import MismatchSums, mismatch_sums, summary
 from shared.config import RunConfig
 
 log = logging.getLogger(__name__)
@@ -57,6 +63,8 @@ class StepStats:
     clip_fraction: float = 0.0
     ratio_mean: float = 0.0
     adv_abs_mean: float = 0.0
+    truncated_fraction: float = 0.0  # tokens whose IS weight `algo.is_cap` truncated
+    mismatch: dict[str, float] = field(default_factory=dict)  # `mismatch.summary` of the first update
     updates: int = 0
     seconds: dict[str, float] = field(default_factory=lambda: {"forward_backward": 0.0, "optimizer": 0.0})
 
@@ -80,38 +88,44 @@ class Trainer:
                         " or ".join(MASK_IMPLEMENTATIONS), attn)
         self._float_mask = torch.float32 if attn == "eager" else None
         self._attention = attention_weight(model.config)
+        s = cfg.sampler
+        self.dist = SamplingDistribution.of(s.temperature, s.top_k, s.top_p)  # what the sampler drew from
 
     def train_step(self, samples: list[TrainSample], step: int) -> StepStats:
         algo = self.cfg.algo
         stats = StepStats(samples=len(samples), tokens=sum(s.length for s in samples))
         stats.adv_abs_mean = sum(abs(s.advantage) for s in samples) / max(1, len(samples))
         groups = update_groups(len(samples), algo.ppo, algo.ppo_epochs, seed=self.cfg.seed * 1_000_003 + step)
-        sums = [0.0] * 6  # loss, policy_loss, kl, clipped tokens, ratio sum, completion tokens
-        for idx in groups:
-            part = self._update([samples[i] for i in idx], stats)
+        sums = [0.0] * 7  # loss, policy_loss, kl, clipped tokens, ratio sum, completion tokens, truncated
+        for u, idx in enumerate(groups):
+            part = self._update([samples[i] for i in idx], stats, measure=u == 0)
             sums = [a + b for a, b in zip(sums, part)]
         n = len(groups)
         stats.loss, stats.policy_loss, stats.kl = sums[0] / n, sums[1] / n, sums[2] / n
         stats.clip_fraction = sums[3] / max(1.0, sums[5])
         stats.ratio_mean = sums[4] / max(1.0, sums[5])
+        stats.truncated_fraction = sums[6] / max(1.0, sums[5])
         stats.completion_tokens = int(sums[5] / n)
         stats.updates = n
         return stats
 
-    def _update(self, samples: list[TrainSample], stats: StepStats) -> list[float]:
-        """One optimizer update; returns [loss, pg, kl, clipped, ratio_sum, tokens] summed over ranks."""
+    def _update(self, samples: list[TrainSample], stats: StepStats, measure: bool = False) -> list[float]:
+        """One optimizer update; returns [loss, pg, kl, clipped, ratio_sum, tokens, truncated] summed
+        over ranks. `measure`: record the sampler/learner mismatch of these samples in `stats`."""
         lc = self.cfg.learner
         t0 = time.perf_counter()
         lens = [len(s.completion_ids) for s in samples]
         totals = BatchTotals.of(lens, max_len_norm=max(self.cfg.sampler.max_new_tokens, max(lens)))
         self.optimizer.zero_grad(set_to_none=True)
-        local = [0.0] * 6
+        local = [0.0] * 7
         tokens = 0
+        mismatch = MismatchSums() if measure else None
         for mb in self._micro_batches(samples):
-            out = self._forward_backward(mb, totals)
+            out = self._forward_backward(mb, totals, mismatch)
             tokens += mb.num_tokens
             local = [a + float(b) for a, b in zip(local, (out.loss.detach(), out.policy_loss, out.kl,
-                                                          out.clipped_tokens, out.ratio_sum, out.tokens))]
+                                                          out.clipped_tokens, out.ratio_sum, out.tokens,
+                                                          out.truncated_tokens))]
         t1 = time.perf_counter()
         allreduce_grads(self.ctx, self.params)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, lc.max_grad_norm)
@@ -121,10 +135,19 @@ class Trainer:
         self.updates += 1
         summed = allreduce_sum(self.ctx, local + [float(tokens)], self.place.device)
         stats.grad_norm = float(grad_norm)
-        stats.tokens_processed += int(summed[6])
+        stats.tokens_processed += int(summed[7])
+        if mismatch is not None:
+            stats.mismatch = self._reduce_mismatch(mismatch)
         stats.seconds["forward_backward"] += t1 - t0
         stats.seconds["optimizer"] += time.perf_counter() - t1
-        return summed[:6]
+        return summed[:7]
+
+    def _reduce_mismatch(self, m: MismatchSums) -> dict[str, float]:
+        """Sums over ranks; max over ranks; the p99 is over this rank's tokens."""
+        add = allreduce_sum(self.ctx, m.additive(), self.place.device)
+        m.tokens, m.excluded, m.abs_diff_sum, m.k3_sum, m.ratio_sum, m.outside_band = add
+        m.abs_diff_max, m.ratio_max = allreduce_max(self.ctx, [m.abs_diff_max, m.ratio_max], self.place.device)
+        return summary(m)
 
     def _micro_batches(self, samples: list[TrainSample]):
         """This rank's micro-batches of one update, on the device."""
@@ -140,26 +163,40 @@ class Trainer:
             yield collate([samples[i] for i in g], self.pad_id).to(self.place.device)
 
     def _logprobs(self, model: Any, mb: MicroBatch | SharedMicroBatch) -> torch.Tensor:
-        """Log-probs of the completion tokens: (B, L-1) per row, or (S, T) per sample when shared."""
+        """Log-probs of the completion tokens under the sampling distribution (float32):
+        (B, L-1) per row, or (S, T) per sample when shared. The logits go in as the model made
+        them (no float32 copy kept for backward: `token_logprobs` upcasts transiently)."""
         with self.place.autocast():
             if isinstance(mb, SharedMicroBatch):
                 logits = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask,
                                position_ids=mb.position_ids).logits  # (R, L, V)
-                return token_logprobs(gather_predicting_logits(logits, mb).float(), mb.targets)
+                return token_logprobs(gather_predicting_logits(logits, mb), mb.targets, self.dist)
             logits = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits  # (B, L, V)
-        return token_logprobs(logits[:, :-1].float(), mb.targets)
+        return token_logprobs(logits[:, :-1], mb.targets, self.dist)
 
-    def _forward_backward(self, mb: MicroBatch | SharedMicroBatch, totals: BatchTotals):
+    def _forward_backward(self, mb: MicroBatch | SharedMicroBatch, totals: BatchTotals,
+                          mismatch: MismatchSums | None = None):
         algo = self.cfg.algo
         logp = self._logprobs(self.model, mb)
+        if mismatch is not None:
+            mismatch.add(mismatch_sums(logp.detach(), mb.old_logprobs, mb.loss_mask))
         ref_logp = None
         if algo.kl_beta > 0:
             with torch.no_grad():
                 ref_logp = self._logprobs(self.ref, mb)
+        # A token the sampler drew outside the learner's top-k/top-p set (a near-tie at the
+        # boundary, sampler and learner numerics differing) has logp -inf: it is left out of
+        # the loss rather than turning it into inf/NaN (counted as `mismatch_excluded_fraction`).
+        scored = torch.isfinite(logp) if ref_logp is None else torch.isfinite(logp) & torch.isfinite(ref_logp)
+        mask = mb.loss_mask * scored
+        logp = torch.where(scored, logp, torch.zeros_like(logp))
+        if ref_logp is not None:
+            ref_logp = torch.where(scored, ref_logp, torch.zeros_like(ref_logp))
         out = policy_loss(
-            logp, mb.old_logprobs, mb.advantages, mb.loss_mask, totals=totals,
+            logp, mb.old_logprobs, mb.advantages, mask, totals=totals,
             aggregation=algo.loss_aggregation, clip_eps_low=algo.clip_eps_low,
-            clip_eps_high=algo.clip_eps_high, is_cap=algo.is_cap, ref_logprobs=ref_logp, kl_beta=algo.kl_beta)
+            clip_eps_high=algo.clip_eps_high, is_cap=algo.is_cap, is_level=algo.is_level,
+            ref_logprobs=ref_logp, kl_beta=algo.kl_beta)
         out.loss.backward()
         return out
 

@@ -4,14 +4,21 @@ Pure functions over explicit tensors (torch). Shapes: B sequences in a micro-bat
 micro-batch's padded completion length. Per token (mask == 1):
 
     ratio  = exp(logp - old_logp)                      # learner / sampler probability
-    pg     = max(-A * ratio', -A * clip(ratio, 1 - eps_low, 1 + eps_high))
-    ratio' = min(ratio, is_cap) when `is_cap` is set, else ratio
+    pg     = f * max(-A * ratio, -A * clip(ratio, 1 - eps_low, 1 + eps_high))
+    f      = sg(min(1, is_cap / rho))  when `is_cap` is set, else 1
     loss_t = pg + beta * k3,   k3 = exp(ref - logp) - (ref - logp) - 1
 
-With one update per fresh sample the ratio is 1 up to sampler/learner numerics and the loss
-is the plain policy gradient (the paper's setting). `is_cap` truncates the importance weight
-of any token at `is_cap`: for negative advantages PPO's max() alone lets the weight grow
-without bound (the dual-clip case); for positive ones the upper clip already bounds it.
+With one update per fresh sample the ratio is 1 up to sampler/learner mismatch and the loss
+is the plain policy gradient (the paper's setting). `is_cap` turns on truncated importance
+sampling (TIS) of the sampler -> learner weight: `rho` is the token's ratio (`is_level`
+token) or its sequence's geometric-mean ratio exp(mean_t log ratio_t) (`is_level` sequence),
+and the factor f is detached (`sg`), so the unclipped term's weight is f * ratio =
+min(ratio, is_cap) (token level) and a truncated token still learns, with gradient
+-A * is_cap * grad(logp) instead of -A * ratio * grad(logp). That bounds the weight where PPO's
+max() alone does not: negative advantages with a large ratio (for positive ones the upper clip
+already flattens the term). f multiplies both branches, so max() cannot undo the truncation.
+Sequence level scales every token of a sequence whose mean ratio exceeds the cap by the same
+factor: the geometric mean, not the product, so the cap means the same for 10 and 1000 tokens.
 
 Aggregation (`AlgoConfig.loss_aggregation`) normalises by totals of the WHOLE optimizer batch
 (`BatchTotals`), never of the micro-batch, so summing micro-batch gradients gives exactly the
@@ -32,7 +39,10 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor
 
+from shared.algo.logprobs import token_logprobs  # noqa: F401  (its home before the sampling-aware version)
+
 Aggregation = Literal["token", "sequence", "dash"]
+ISLevel = Literal["token", "sequence"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,7 @@ class LossOutputs:
     clipped_tokens: Tensor  # () tokens whose gradient the clip removed
     tokens: Tensor  # () completion tokens in this micro-batch
     ratio_sum: Tensor  # () sum of ratios over tokens (mean ratio = ratio_sum / tokens)
+    truncated_tokens: Tensor  # () tokens whose IS weight `is_cap` truncated
 
 
 def aggregate(per_token: Tensor, mask: Tensor, aggregation: Aggregation, totals: BatchTotals) -> Tensor:
@@ -91,16 +102,22 @@ def policy_loss(
     clip_eps_low: float = 0.2,
     clip_eps_high: float = 0.2,
     is_cap: float | None = None,
+    is_level: ISLevel = "token",
     ref_logprobs: Tensor | None = None,  # (B, T) frozen reference; needed iff kl_beta > 0
     kl_beta: float = 0.0,
 ) -> LossOutputs:
     mask = mask.to(logprobs.dtype)
     adv = advantages.to(logprobs.dtype).unsqueeze(1)  # (B, 1)
-    ratio = torch.exp(logprobs - old_logprobs)  # (B, T)
-    weight = ratio if is_cap is None else torch.clamp(ratio, max=is_cap)
-    unclipped = -adv * weight
+    log_ratio = logprobs - old_logprobs  # (B, T)
+    ratio = torch.exp(log_ratio)  # (B, T)
+    unclipped = -adv * ratio
     clipped = -adv * torch.clamp(ratio, 1.0 - clip_eps_low, 1.0 + clip_eps_high)
     pg = torch.maximum(unclipped, clipped)  # (B, T)
+    truncated = torch.zeros_like(ratio)
+    if is_cap is not None:
+        rho = _is_reference(log_ratio.detach(), mask, is_level)  # (B, T) or (B, 1)
+        pg = pg * torch.clamp(is_cap / rho, max=1.0)  # the detached TIS factor f
+        truncated = (rho > is_cap).to(mask.dtype).expand_as(ratio)
     per_token = pg
     kl = torch.zeros((), dtype=logprobs.dtype, device=logprobs.device)
     if kl_beta > 0:
@@ -114,8 +131,6 @@ def policy_loss(
     with torch.no_grad():
         # a token is "clipped" when the branch max() took is flat in the ratio (no gradient)
         no_grad = clipped > unclipped
-        if is_cap is not None:
-            no_grad = no_grad | (ratio > is_cap)
         outs = LossOutputs(
             loss=loss,
             policy_loss=aggregate(pg, mask, aggregation, totals).detach(),
@@ -123,14 +138,17 @@ def policy_loss(
             clipped_tokens=(no_grad.to(mask.dtype) * mask).sum(),
             tokens=mask.sum(),
             ratio_sum=(ratio * mask).sum(),
+            truncated_tokens=(truncated * mask).sum(),
         )
     return outs
 
 
-def token_logprobs(logits: Tensor, targets: Tensor) -> Tensor:
-    """(B, T, V) logits, (B, T) target ids -> (B, T) log-softmax at the targets.
-
-    Computed per row with logsumexp rather than a full (B, T, V) log_softmax, which would keep
-    another vocabulary-sized tensor alive for backward."""
-    picked = torch.gather(logits, -1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
-    return picked - torch.logsumexp(logits, dim=-1)
+def _is_reference(log_ratio: Tensor, mask: Tensor, level: ISLevel) -> Tensor:
+    """The ratio the IS cap is compared with: per token (B, T), or per sequence (B, 1) as the
+    geometric mean exp(sum_t log_ratio_t / len) over its completion tokens."""
+    if level == "token":
+        return torch.exp(log_ratio)
+    if level == "sequence":
+        lens = mask.sum(dim=1, keepdim=True).clamp(min=1)  # (B, 1)
+        return torch.exp((log_ratio * mask).sum(dim=1, keepdim=True) / lens)
+    raise ValueError(f"unknown is_level {level!r}")

@@ -22,7 +22,9 @@ def write_config(path: Path, *, run_id: str, model: Path, output_dir: Path, lear
                  algo: dict | None = None, streams: dict | None = None) -> Path:
     cfg = {
         "run_id": run_id, "output_dir": str(output_dir), "model": {"path": str(model)},
-        "sampler": {"sampling_batch_prompts": 4, "group_size": 4, "max_new_tokens": 8},
+        # temperature 1, no top-k: the distribution the scripted rollouts' log-probs are taken under
+        "sampler": {"sampling_batch_prompts": 4, "group_size": 4, "max_new_tokens": 8, "temperature": 1.0,
+                    "top_k": -1},
         "learner": {"train_batch_size": 16, "micro_batch_size": 8, "micro_batch_tokens": 256, "lr": 1e-3,
                     "max_steps": 5, "checkpoint_every": 3, "max_staleness": 100, **(learner or {})},
         "algo": algo or {}, "streams": {"block_ms": 100, **(streams or {})},

@@ -40,7 +40,8 @@ class ScriptedPolicy:
 
     @torch.no_grad()
     def logprobs(self, prompt_ids: np.ndarray, completion_ids: np.ndarray) -> np.ndarray:
-        """(C,) log p(completion token | prefix) under the model (no temperature)."""
+        """(C,) log p(completion token | prefix) under the model (no temperature, no top-k: the
+        learner tests' configs, `learner_run.write_config`, sample at temperature 1 untruncated)."""
         ids = torch.from_numpy(np.concatenate([prompt_ids, completion_ids]).astype(np.int64))[None]
         logits = self.model(input_ids=ids).logits[0, :-1].float()  # (L-1, V)
         lp = torch.log_softmax(logits, -1).gather(-1, ids[0, 1:, None]).squeeze(-1)

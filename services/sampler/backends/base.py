@@ -1,8 +1,10 @@
 """The generation-backend interface every backend implements, and its value types.
 
 A backend turns token-id prompts into completions: token ids, the log-prob of each sampled
-token under the model's own distribution (temperature 1, no top-k/top-p: what a plain forward
-pass gives, so the learner can compare), and why each completion ended. It also loads a new
+token under the distribution it was drawn from (logits / temperature, restricted to the top-k
+and top-p set and renormalised; greedy: the raw distribution), which the learner reproduces
+(`shared.algo.logprobs`) so that its importance ratio compares one policy with itself, and why
+each completion ended. It also loads a new
 weight folder in place between calls. Backends never see text, rewards or Redis.
 """
 
@@ -50,7 +52,7 @@ class SamplingSettings:
 @dataclass
 class Completion:
     token_ids: np.ndarray  # (C,) int32, includes the stop token when it stopped on one
-    logprobs: np.ndarray  # (C,) float32, log p(token | prefix) under the raw model
+    logprobs: np.ndarray  # (C,) float32, log p(token | prefix) under the sampling distribution
     finish_reason: FinishReason
 
 

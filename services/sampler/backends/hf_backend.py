@@ -1,7 +1,8 @@
 """The transformers `generate` backend: the fallback when vLLM is absent, and the fast one for tests.
 
-Log-probs come from the raw logits of each decoding step (`output_logits=True`), so they are the
-model's own log p(token | prefix), exactly what a forward pass over the same tokens gives.
+Log-probs come from the processed scores of each decoding step (`output_scores=True`: the
+logits after temperature, top-k and top-p, the distribution the token was drawn from), as vLLM's
+`processed_logprobs`; a greedy call's scores are the raw logits.
 Weights are swapped in place from a folder's safetensors files (no new model object).
 """
 
@@ -62,19 +63,20 @@ class HFBackend(GenerationBackend):
         for i, p in enumerate(prompts):  # left padding: every prompt ends at column `width`
             ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
             mask[i, width - len(p) :] = 1
+        # top_k 0, not None, when off: None falls back to transformers' default top-k of 50
         sampling = {} if settings.greedy else dict(
-            temperature=settings.temperature, top_k=settings.top_k if settings.top_k > 0 else None,
-            top_p=settings.top_p)
+            temperature=settings.temperature, top_k=max(0, settings.top_k), top_p=settings.top_p)
         res = self.model.generate(
             input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
             do_sample=not settings.greedy, num_return_sequences=settings.n,
             max_new_tokens=settings.max_new_tokens, min_new_tokens=0, pad_token_id=self.pad_id,
-            eos_token_id=sorted(self.eos_ids | set(settings.stop.ids)), output_logits=True, return_dict_in_generate=True,
+            eos_token_id=sorted(self.eos_ids | set(settings.stop.ids)), output_scores=True,
+            return_dict_in_generate=True,
             **sampling,
         )
         new = res.sequences[:, width:]  # (B*n, T)
-        logits = torch.stack(res.logits, dim=1).float()  # (B*n, T, V), raw (before temperature)
-        lp = torch.log_softmax(logits, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)  # (B*n, T)
+        scores = torch.stack(res.scores, dim=1).float()  # (B*n, T, V), processed (-inf: masked)
+        lp = torch.log_softmax(scores, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)  # (B*n, T)
         new, lp = new.cpu().numpy(), lp.cpu().numpy()
         flat = [self._completion(new[j], lp[j], settings) for j in range(new.shape[0])]
         return [flat[i * settings.n : (i + 1) * settings.n] for i in range(len(prompts))]

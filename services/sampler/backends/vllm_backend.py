@@ -4,8 +4,10 @@ Weights are reloaded in place through the engine (`reload_weights`, then the pre
 reset so no KV computed with the old policy is reused), tied-embedding models included: on vLLM
 CPU a reload leaves a tied output layer's packed GEMM copy stale, so after reloading a tied
 model the backend re-packs it through the worker extension in `vllm_worker.py` (a no-op on GPU,
-where nothing is stale). No engine is ever rebuilt for a new version. Log-probs are vLLM's default `raw_logprobs` (the
-model's own distribution, before temperature and top-k), with `logprobs=0` (the sampled token).
+where nothing is stale). No engine is ever rebuilt for a new version. Log-probs are the engine's
+`processed_logprobs` (after temperature, top-k and top-p: the distribution each token was drawn
+from, which the learner scores too), with `logprobs=0` (the sampled token). An all-greedy call
+skips the processing and reports the raw distribution's log-probs.
 
 Building `LLM` spawns an engine process: scripts that construct this backend need an
 `if __name__ == "__main__":` guard.
@@ -58,6 +60,7 @@ class VllmBackend(GenerationBackend):
             dtype=("float32" if not self.on_gpu else "auto") if dtype == "auto" else dtype,
             seed=seed, max_model_len=max_model_len, enforce_eager=enforce_eager,
             trust_remote_code=trust_remote_code,
+            logprobs_mode="processed_logprobs",  # an engine setting, not per request
         )
         # Adds the RPC that re-packs a tied output layer after an in-place reload (vllm_worker.py).
         self.engine_args["worker_extension_cls"] = WORKER_EXTENSION

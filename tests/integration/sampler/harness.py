@@ -13,6 +13,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from services.sampler.backends import SamplingSettings
 from services.sampler.main import build
+from shared.algo.logprobs import SamplingDistribution, processed_logprobs
 from shared.broadcast import Broadcast
 from shared.configio import load_config
 from shared.keys import RunKeys
@@ -53,14 +54,16 @@ def check_shapes(batch: RolloutBatch, threshold: float) -> None:
     assert 0 < batch.stats["kept_fraction"] <= 1
 
 
-def max_logprob_error(model_dir: Path, batch: RolloutBatch) -> float:
-    """Largest |sampler log-prob - transformers forward log-prob| over every completion token."""
+def max_logprob_error(model_dir: Path, batch: RolloutBatch, cfg) -> float:
+    """Largest |sampler log-prob - transformers forward log-prob| over every completion token,
+    the forward's under the sampling distribution (temperature, top-k, top-p) as the learner's."""
+    dist = SamplingDistribution.of(cfg.sampler.temperature, cfg.sampler.top_k, cfg.sampler.top_p)
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
     worst = 0.0
     with torch.no_grad():
         for s in batch.samples():
             ids = torch.tensor(np.concatenate([s.prompt_ids, s.completion_ids]), dtype=torch.long)[None]
-            logp = torch.log_softmax(model(ids).logits[0].float(), dim=-1)  # (T, V)
+            logp = processed_logprobs(model(ids).logits[0].float(), dist)  # (T, V)
             p = len(s.prompt_ids)
             ref = logp[p - 1 : -1].gather(-1, ids[0, p:, None])[:, 0].numpy()  # (C,)
             worst = max(worst, float(np.abs(ref - s.logprobs).max()))
@@ -93,7 +96,7 @@ def run_sampler_checks(r, cfg, model_dir: Path, tmp: Path, backend=None, tol: fl
         assert len(batches) == 2 and {b.policy_version for b in batches} == {0}
         for b in batches:
             check_shapes(b, cfg.algo.filter_threshold)
-        assert max_logprob_error(model_dir, batches[0]) < tol
+        assert max_logprob_error(model_dir, batches[0], cfg) < tol
 
         v1_dir = publish_perturbed(r, cfg, model_dir, version=1)
         loop.run(lambda: False, max_calls=3)
@@ -101,7 +104,7 @@ def run_sampler_checks(r, cfg, model_dir: Path, tmp: Path, backend=None, tol: fl
         newest = read_batches(r, cfg.run_id)[-1]
         assert newest.policy_version == 1 and loop.follower.version == 1
         check_shapes(newest, cfg.algo.filter_threshold)
-        assert max_logprob_error(v1_dir, newest) < tol  # the new policy, not the old one, sampled it
+        assert max_logprob_error(v1_dir, newest, cfg) < tol  # the new policy, not the old one, sampled it
         after = loop.backend.generate([probe], greedy)[0][0].token_ids.tolist()
         assert after != before
         assert reg.get_sample_value("dashrl_policy_version") == 1

@@ -44,7 +44,7 @@ def test_plain_policy_gradient_at_ratio_one():
     [
         (1.5, 1.0, None, -1.2, True),  # A > 0 above 1 + eps: clipped, flat
         (1.5, -1.0, None, 1.5, False),  # A < 0 above the range: PPO keeps the unclipped term
-        (1.5, -1.0, 1.3, 1.3, True),  # ... which the IS cap truncates at 1.3
+        (1.5, -1.0, 1.3, 1.3, False),  # ... which the IS cap truncates at 1.3 (gradient weight 1.3)
         (0.5, 1.0, None, -0.5, False),  # A > 0 below 1 - eps: unclipped (pessimistic) term
         (0.5, -1.0, None, 0.8, True),  # A < 0 below 1 - eps: clipped at 0.8, flat
         (1.1, 1.0, None, -1.1, False),  # inside the range: no clipping
@@ -58,8 +58,47 @@ def test_clipping_and_is_cap(ratio, adv, is_cap, loss, grad_is_zero):
     assert out.loss.item() == pytest.approx(loss)
     assert (logp.grad.abs().item() == 0.0) == grad_is_zero
     assert out.clipped_tokens.item() == (1.0 if grad_is_zero else 0.0)
-    if not grad_is_zero:  # d(-A * ratio)/dlogp = -A * ratio
-        assert logp.grad.item() == pytest.approx(-adv * ratio)
+    if not grad_is_zero:  # d(-A * ratio)/dlogp = -A * ratio, the ratio truncated at the cap
+        assert logp.grad.item() == pytest.approx(-adv * min(ratio, is_cap or ratio))
+    assert out.truncated_tokens.item() == (1.0 if is_cap is not None and ratio > is_cap else 0.0)
+
+
+def test_token_level_tis_keeps_a_truncated_gradient():
+    # ratios (3, 0.5) at A = -1, cap 2: weights (2, 0.5); PPO max() takes -A*w = 2 for the first
+    # (its clipped branch is 1.2), and the clipped 0.8 for the second (flat)
+    old = t([[-1.0, -1.0]])
+    logp = (old + t([[math.log(3.0), math.log(0.5)]])).requires_grad_()
+    out = policy_loss(logp, old, t([-1.0]), t([[1, 1]]), totals=BatchTotals.of([2]), aggregation="token", is_cap=2.0)
+    out.loss.backward()
+    assert out.loss.item() == pytest.approx((2.0 + 0.8) / 2)
+    assert logp.grad[0].tolist() == pytest.approx([2.0 / 2, 0.0])  # -A * cap / tokens; flat
+    assert out.truncated_tokens.item() == 1 and out.clipped_tokens.item() == 1
+
+
+def test_sequence_level_tis_by_hand():
+    # sequence 0: ratios (4, 1) -> geometric mean 2 > cap 1.5: both tokens scaled by 1.5 / 2;
+    # sequence 1: ratios (0.5, 2, pad) -> geometric mean 1: untouched. A = (-1, -1), eps 10 (no clip)
+    old = t([[-2.0, -2.0], [-1.0, -1.0]])
+    logp = (old + t([[math.log(4.0), 0.0], [math.log(0.5), math.log(2.0)]])).requires_grad_()
+    mask = t([[1, 1], [1, 1]])
+    kw = dict(totals=BatchTotals.of([2, 2]), aggregation="token", clip_eps_low=10.0, clip_eps_high=10.0)
+    out = policy_loss(logp, old, t([-1.0, -1.0]), mask, is_cap=1.5, is_level="sequence", **kw)
+    out.loss.backward()
+    w0 = [4.0 * 0.75, 1.0 * 0.75]
+    assert out.loss.item() == pytest.approx((sum(w0) + 0.5 + 2.0) / 4)
+    assert logp.grad.flatten().tolist() == pytest.approx([w / 4 for w in w0] + [0.5 / 4, 2.0 / 4])
+    assert out.truncated_tokens.item() == 2
+    # token level on the same batch truncates only the ratios above 1.5: 4 and 2
+    tok = policy_loss(logp.detach(), old, t([-1.0, -1.0]), mask, is_cap=1.5, **kw)
+    assert tok.loss.item() == pytest.approx((1.5 + 1.0 + 0.5 + 1.5) / 4) and tok.truncated_tokens.item() == 2
+
+
+def test_sequence_level_tis_ignores_padding():
+    old = t([[-1.0, 0.0]])
+    logp = old + t([[math.log(3.0), 40.0]])  # the pad's "ratio" e^40 must not count
+    out = policy_loss(logp, old, t([-1.0]), t([[1, 0]]), totals=BatchTotals.of([1]), aggregation="token",
+                      is_cap=2.0, is_level="sequence", clip_eps_low=10.0, clip_eps_high=10.0)
+    assert out.loss.item() == pytest.approx(2.0) and out.truncated_tokens.item() == 1
 
 
 def test_asymmetric_clip():
@@ -116,7 +155,7 @@ def _toy_batch(n=6, vocab=11, dim=5, seed=1):
     return lens, feats, ids, old, ref, adv, weight
 
 
-def _loss_of(rows, batch, weight, totals, aggregation):
+def _loss_of(rows, batch, weight, totals, aggregation, is_level="token"):
     lens, feats, ids, old, ref, adv, _ = batch
     T = max(lens[i] for i in rows)  # each micro-batch is padded to its own length
 
@@ -129,28 +168,31 @@ def _loss_of(rows, batch, weight, totals, aggregation):
     old_lp = newp + pad(old)
     mask = torch.stack([torch.arange(T) < lens[i] for i in rows]).to(D)
     return policy_loss(logp, old_lp, adv[rows], mask, totals=totals, aggregation=aggregation,
-                       is_cap=2.0, ref_logprobs=newp + pad(ref), kl_beta=0.05)
+                       is_cap=1.2, is_level=is_level, ref_logprobs=newp + pad(ref), kl_beta=0.05)
 
 
+@pytest.mark.parametrize("is_level", ["token", "sequence"])
 @pytest.mark.parametrize("aggregation", ["token", "sequence", "dash"])
 @pytest.mark.parametrize("split", [[[0, 1, 2, 3, 4, 5]], [[0, 1], [2, 3, 4], [5]], [[5], [0], [3, 1], [4, 2]]])
-def test_micro_batch_accumulation_equals_full_batch(aggregation, split):
+def test_micro_batch_accumulation_equals_full_batch(aggregation, split, is_level):
     batch = _toy_batch()
     lens, weight = batch[0], batch[-1]
     totals = BatchTotals.of(lens, max_len_norm=10)
 
     full_w = weight.clone().requires_grad_()
-    full = _loss_of(list(range(len(lens))), batch, full_w, totals, aggregation)
+    full = _loss_of(list(range(len(lens))), batch, full_w, totals, aggregation, is_level)
     full.loss.backward()
 
     acc_w = weight.clone().requires_grad_()
-    loss_sum, clipped = 0.0, 0.0
+    loss_sum, clipped, truncated = 0.0, 0.0, 0.0
     for rows in split:
-        out = _loss_of(rows, batch, acc_w, totals, aggregation)
+        out = _loss_of(rows, batch, acc_w, totals, aggregation, is_level)
         out.loss.backward()
         loss_sum += out.loss.item()
         clipped += out.clipped_tokens.item()
+        truncated += out.truncated_tokens.item()
     assert full.clipped_tokens.item() > 0  # the case exercises clipping, not just ratio 1
+    assert 0 < full.truncated_tokens.item() == truncated  # ... and the IS cap
     assert abs(loss_sum - full.loss.item()) < 1e-10
     assert clipped == full.clipped_tokens.item()
     assert torch.max(torch.abs(acc_w.grad - full_w.grad)).item() < 1e-10

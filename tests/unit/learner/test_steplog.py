@@ -22,7 +22,9 @@ def test_step_line_exported_to_prometheus(tmp_path):
     log = StepLog(tmp_path / "metrics.jsonl", metrics)
     rec = {"step": 3, "policy_version": 3, "loss": -0.25, "grad_norm": 1.5, "lr": 1e-4, "tokens": 200,
            "samples": 16, "staleness": [0, 2], "adv_abs_mean": 0.8, "tokens_per_s": 1000.0,
-           "kept_fraction": 0.5, "seconds": {"wait": 0.5, "forward_backward": 2.0, "optimizer": 0.25, "publish": 0.1}}
+           "kept_fraction": 0.5, "seconds": {"wait": 0.5, "forward_backward": 2.0, "optimizer": 0.25, "publish": 0.1},
+           "is_truncated_fraction": 0.125, "mismatch_kl_k3": 0.002, "mismatch_ratio_p99": 1.5,
+           "mismatch_logp_abs_diff_max": 0.75}
     log.write(rec)
     log.write({**rec, "step": 4, "kept_fraction": None})
     value = reg.get_sample_value
@@ -35,4 +37,7 @@ def test_step_line_exported_to_prometheus(tmp_path):
     assert value("dashrl_rollout_staleness_versions_count") == 4
     assert value("dashrl_learner_publish_seconds_count") == 2
     assert value("dashrl_learner_advantage_abs_mean") == 0.8
+    assert value("dashrl_learner_mismatch_kl_k3") == 0.002 and value("dashrl_learner_mismatch_ratio_p99") == 1.5
+    assert value("dashrl_learner_mismatch_logp_abs_diff_max") == 0.75
+    assert value("dashrl_learner_is_truncated_fraction") == 0.125
     assert len(read_steps(tmp_path / "metrics.jsonl")) == 2

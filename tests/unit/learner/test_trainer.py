@@ -66,3 +66,21 @@ def test_kl_term_loads_and_uses_reference(model_dir):
     second = tr.train_step(_samples(), step=2)
     assert first.kl == pytest.approx(0.0, abs=1e-7)  # policy == reference before any update
     assert second.kl > 1e-6
+
+
+def test_step_reports_mismatch_and_truncation(model_dir):
+    # the samples' log-probs are random, not the model's: a large mismatch, measured once per step
+    tr = _trainer(model_dir, train_batch_size=6, micro_batch_size=2, algo={"is_cap": 1.5, "is_level": "sequence"})
+    samples = _samples()
+    for s in samples:  # sampler log-probs around -4.5, the model's ~ -3.9 (top-50 of ~100): ratios > 1
+        s.logprobs = s.logprobs - 3.0
+    stats = tr.train_step(samples, step=1)
+    m = stats.mismatch
+    assert set(m) == {"logp_abs_diff_mean", "logp_abs_diff_max", "kl_k3", "ratio_mean", "ratio_p99", "ratio_max",
+                      "ratio_outside_fraction", "excluded_fraction"}
+    assert m["logp_abs_diff_max"] >= m["logp_abs_diff_mean"] > 0.1 and m["kl_k3"] > 0
+    assert m["ratio_max"] >= m["ratio_p99"] and m["ratio_outside_fraction"] > 0
+    assert 0 < stats.truncated_fraction <= 1
+    assert 0 < m["excluded_fraction"] < 1  # random ids outside the top-50 set: left out, not NaN
+    assert np.isfinite(stats.loss) and np.isfinite(stats.grad_norm)
+    assert stats.ratio_mean == pytest.approx(m["ratio_mean"], rel=1e-5)  # one update: the same tokens
