@@ -51,6 +51,16 @@ def test_tokenizer_chat_template_and_stop_tokens(folder):
     assert tok("12+7", add_special_tokens=False).input_ids == [33, 34, 27, 39]  # digits one token each
 
 
+def test_stop_ids_turn_end_is_the_eos(folder):
+    from transformers import AutoTokenizer
+
+    from shared.stop_tokens import StopTokens, stop_tokens
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    # ChatML's turn end <|im_end|> is SmolLM2's eos: one stop id, finish reason `stop`.
+    assert stop_tokens(tok, chat_template=True, model_path=folder) == StopTokens(eos=(2,), turn_end=())
+
+
 def test_greedy_chat_answer_ends_on_the_turn_end_token(folder):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
