@@ -76,7 +76,7 @@ def plot(folder: Path, steps: list[dict], evals: list[dict], swaps: dict[int, fl
     x = [s["step"] for s in steps]
     fig, ax = plt.subplots(2, 3, figsize=(13, 6.4), constrained_layout=True)
     ax[0, 0].plot(x, [s.get("reward_mean") for s in steps], marker="o", ms=3)
-    ax[0, 0].set(title="batch reward (mean, trained samples' batches)", xlabel="learner step", ylim=(-0.02, 1.02))
+    ax[0, 0].set(title="batch reward (mean of the step's batches)", xlabel="learner step", ylim=(-0.02, 1.02))
     if evals:
         v = [e["version"] for e in evals]
         ax[0, 1].plot(v, [e["greedy_accuracy"] for e in evals], marker="o", label="greedy")
@@ -88,7 +88,7 @@ def plot(folder: Path, steps: list[dict], evals: list[dict], swaps: dict[int, fl
         vals = [s.get(key) for s in steps]
         if any(v is not None for v in vals):
             ax[0, 2].plot(x, [max(v, 1e-12) if v is not None else None for v in vals], marker=".", label=label)
-    ax[0, 2].set(title="sampler/learner mismatch (d = learner - sampler logp)", xlabel="learner step", yscale="log")
+    ax[0, 2].set(title="mismatch, d = learner - sampler logp", xlabel="learner step", yscale="log")
     ax[0, 2].legend(fontsize=8)
     bottom = [0.0] * len(steps)
     for phase in PHASES:
