@@ -78,7 +78,10 @@ ensure_base() {
 # The gpu target is not built here (no GPU, multi-GB CUDA wheels); its pinned set must resolve
 # against public PyPI for the CUDA image's Python 3.12 (this box's pip config is left out).
 resolve_gpu_pins() {
-  local py312; py312=$(command -v python3.12 || true)
+  local py312="" c
+  for c in python3.12 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12; do
+    "$c" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { py312=$c; break; }
+  done
   [ -n "$py312" ] || { echo "skipped (no python3.12 here)" > "$WORK/gpu-resolve.log"; return 0; }
   PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS='' "$py312" -m pip install --dry-run --ignore-installed \
     --prefer-binary -q --report "$WORK/gpu-resolve.json" ".[vllm,tasks]" >"$WORK/gpu-resolve.log" 2>&1
@@ -185,6 +188,7 @@ from tests.helpers.tiny_model import build_tiny_model; build_tiny_model('$WORK/m
     sleep 3
   done
   [ "$state" = finished ] || fail "run $run_id ended $state: ${view:0:3000}"
+  local run_end; run_end=$(date +%s)
   result "run=$run_id state=$state learner_step=$(json 'd["learner_step"]' <<<"$view") run_s=$(( $(date +%s) - t ))"
 
   say "Prometheus: what it scraped"
@@ -195,6 +199,23 @@ from tests.helpers.tiny_model import build_tiny_model; build_tiny_model('$WORK/m
   result "prometheus_up control=$up_control sampler=$up_sampler learner=$up_learner" \
     "series=$(prom 'count({__name__=~"dashrl_.+"})' 'd["data"]["result"][0]["value"][1]')"
   [ "$up_control$up_sampler$up_learner" = 111 ] || fail "Prometheus did not scrape every service"
+  # Grafana's image cannot be had here: its dashboard's queries run against this Prometheus instead,
+  # at the moment the run finished (every one must parse; those with data are counted).
+  local checked
+  checked=$("$PY" - "$SMOKE_PROMETHEUS_PORT" "$(( run_end - 10 ))" <<'PYEOF'
+import json, sys, urllib.parse, urllib.request
+port, at = sys.argv[1], sys.argv[2]
+exprs = [t["expr"] for p in json.load(open("deploy/grafana/dashboards/dashrl.json"))["panels"] for t in p["targets"]]
+with_data = 0
+for e in exprs:
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": e, "time": at})
+    answer = json.load(urllib.request.urlopen(url, timeout=10))
+    assert answer["status"] == "success", (e, answer)
+    with_data += bool(answer["data"]["result"])
+print(f"dashboard_queries={len(exprs)} with_data={with_data}")
+PYEOF
+  ) || fail "a dashboard query is refused by Prometheus"
+  result "$checked"
 
   say "docker compose down (volumes kept), up again: the run record must survive"
   docker compose --profile cpu down >/dev/null 2>&1

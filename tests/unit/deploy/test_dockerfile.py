@@ -40,12 +40,13 @@ def test_torch_and_vllm_pinned_to_the_tested_versions():
     assert extras["vllm"] == ["vllm==0.32.0"]  # the GPU target: the same vLLM release
     cpu_build = stages()["cpu-build"]
     assert "torch==2.13.0" in cpu_build and '".[cpu,tasks]"' in cpu_build
+    assert f'RUN pip install "{extras["cpu"][0]}"' in cpu_build  # its cached layer: the same pin
     assert '".[vllm,tasks]"' in stages()["gpu"]
 
 
 def test_labels_carry_version_and_source():
     version = PYPROJECT["project"]["version"]
-    for name in ("python-base", "gpu"):  # the two roots every final image descends from
+    for name in ("control", "cpu", "gpu"):
         text = stages()[name]
         assert f"ARG DASHRL_VERSION={version}" in text, name
         for label in ("version", "source", "revision"):
