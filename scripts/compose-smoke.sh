@@ -140,8 +140,10 @@ print('ok' if ok else '', *[f\"{r['Service']}={r['State']}/{r.get('Health') or '
 api() { curl -fsS "http://127.0.0.1:$DASHRL_PUBLISH_PORT$1" "${@:2}"; }
 prom() { curl -fsS "http://127.0.0.1:$SMOKE_PROMETHEUS_PORT/api/v1/query" --data-urlencode "query=$1" | json "$2"; }
 
+GPU_PID=""
 on_exit() {
   local rc=$?
+  [ -z "$GPU_PID" ] || kill "$GPU_PID" 2>/dev/null || true  # the pip resolve, if still running
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -f "$WORK/env" ]; then
     docker compose --profile cpu ps -a >&2 || true
     docker compose --profile cpu logs --no-color --tail 40 >&2 || true
@@ -154,7 +156,7 @@ trap on_exit EXIT
 main() {
   ensure_engine
   ensure_compose
-  resolve_gpu_pins & local gpu_pid=$!
+  resolve_gpu_pins & GPU_PID=$!
   ensure_base
   ls wheelhouse/torch-2.13.0+cpu-*.whl >/dev/null 2>&1 || "$PY" -m pip download -q torch==2.13.0 --no-deps -d wheelhouse
   write_env
@@ -175,6 +177,7 @@ main() {
   say "model into the models volume, run POSTed to /v1/runs"
   rm -rf "$WORK/model" && "$PY" -c "import sys; sys.path.insert(0, '$ROOT')
 from tests.helpers.tiny_model import build_tiny_model; build_tiny_model('$WORK/model/tiny')"
+  chmod -R a+rX "$WORK/model"  # safetensors writes 0600; the container copies as uid 10001
   docker run --rm --network none --entrypoint cp -v dashrl-smoke_models:/models \
     -v "$WORK/model/tiny:/src:ro" dashrl:control -r /src /models/tiny
   local run_id state view
@@ -230,7 +233,8 @@ PYEOF
   docker compose --profile cpu down -v >/dev/null 2>&1
   [ -z "$(docker volume ls -q --filter label=com.docker.compose.project=dashrl-smoke)" ] || fail "volumes left"
 
-  wait "$gpu_pid" || { tail -20 "$WORK/gpu-resolve.log" >&2; fail "gpu target's pins do not resolve"; }
+  wait "$GPU_PID" || { tail -20 "$WORK/gpu-resolve.log" >&2; fail "gpu target's pins do not resolve"; }
+  GPU_PID=""
   [ -f "$WORK/gpu-resolve.json" ] || result "gpu_pins_resolve $(cat "$WORK/gpu-resolve.log")"
   [ -f "$WORK/gpu-resolve.json" ] && result "gpu_pins_resolve $("$PY" -c "
 import json; r = json.load(open('$WORK/gpu-resolve.json'))['install']

