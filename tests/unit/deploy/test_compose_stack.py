@@ -141,3 +141,12 @@ def test_docker_compose_config_accepts_the_files(tmp_path):
             out = subprocess.run([*_compose_cli(), *files, "--profile", profile, "config", "-q"], env=env,
                                  cwd=ROOT, capture_output=True, text=True)
             assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.skipif(_compose_cli() is None, reason="no Docker Compose CLI here (test_secrets_are_required still runs)")
+@pytest.mark.parametrize("secret", ["REDIS_PASSWORD", "DASHRL_API_TOKEN"])
+def test_docker_compose_refuses_an_empty_secret(secret):
+    env = {**example_env(**{secret: ""}), "PATH": __import__("os").environ["PATH"]}
+    out = subprocess.run([*_compose_cli(), "-f", str(COMPOSE), "--profile", "cpu", "config", "-q"], env=env,
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode != 0 and secret in out.stderr, out.stderr
