@@ -28,8 +28,9 @@ from functools import lru_cache
 from latex2sympy2_extended.latex2sympy2 import NormalizationConfig
 from math_verify import LatexExtractionConfig, parse, verify
 
+from shared.tasks.boxed import box_contents
+
 GSM8K_MARK = "####"
-_BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 # Digit-group separators that LaTeX renders as nothing or a thin space: `1 234`, `10\,000`,
 # `10~000` (`10,\!000` and `1{,}000` math-verify already reads as 10000 and 1000).
 _DIGIT_GAP = re.compile(r"(?<=\d)(?:\s|\\[,;: ]|~)+(?=\d)")
@@ -55,25 +56,6 @@ _BOXED_ONLY = LatexExtractionConfig(
     boxed_match_priority=0, try_extract_without_anchor=False,
     normalization_config=NormalizationConfig(basic_latex=True, units=False, malformed_operators=True, nits=True,
                                              boxed="all", equations=False))
-
-
-def box_contents(text: str) -> list[str | None]:
-    """The contents of the top-level `\\boxed{...}` / `\\fbox{...}` groups of `text`, in order;
-    None for a group whose braces never close (a completion cut off inside its answer), which is
-    then the last one: everything after it lies inside it."""
-    found: list[str | None] = []
-    pos = 0
-    while (m := _BOX_OPEN.search(text, pos)) is not None:
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth:
-            found.append(None)
-            break
-        found.append(text[m.end() : i - 1])
-        pos = i
-    return found
 
 
 def reference_answer(reference: str) -> str:

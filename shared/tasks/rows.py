@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from shared.configio import ConfigError
+from shared.tasks.boxed import last_boxed
 
 Rows = list[tuple[str, dict[str, Any]]]
 _SHARD = re.compile(r"^(?P<split>.+?)-\d{5}-of-\d{5}$")
-_BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 
 def read_rows(path: str | Path, split: str | None = None) -> Rows:
@@ -107,21 +107,6 @@ def _pick(folder: Path, split: str | None, names: list[str]) -> str:
     if split not in names:
         raise ConfigError(f"{folder}: no split {split!r} (has {names})")
     return split
-
-
-def last_boxed(text: str) -> str | None:
-    """The contents of the last top-level `\\boxed{...}` / `\\fbox{...}` of `text` (braces
-    balanced), or None when it has none: MATH's answer inside its worked solution."""
-    found, pos = None, 0
-    while (m := _BOX_OPEN.search(text, pos)) is not None:
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth:
-            break  # unbalanced: nothing after it can be a complete group
-        found, pos = text[m.end() : i - 1].strip(), i
-    return found
 
 
 def reference_answer(value: Any, answer_from: str, where: str, key: str) -> str:
