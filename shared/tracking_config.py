@@ -45,7 +45,8 @@ class MlflowTracker(TrackerCommon):
     """Per-request timeout (MLFLOW_HTTP_REQUEST_TIMEOUT; MLflow's default is 120 s)."""
     http_retries: int = Field(default=1, ge=0)
     """Retries per request (MLFLOW_HTTP_REQUEST_MAX_RETRIES; MLflow's default of 7 with
-    exponential backoff holds a dead server for minutes)."""
+    exponential backoff holds a dead server for minutes). Both are process-wide environment
+    variables: set from the first MLflow tracker, and an environment value already set wins."""
 
 
 class WandbTracker(TrackerCommon):

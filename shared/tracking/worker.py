@@ -3,8 +3,9 @@
 A training step only ever does `put_nowait`: when the queue is full the record is dropped and
 counted (`reason="dropped"`). The thread opens the tracker, then feeds it records; an exception
 from the tracker's client (server down, bad credentials, a timeout) is logged and counted
-(`reason="error"`) and the thread carries on with the next record. A tracker that cannot even
-be opened is given up: its records are discarded from then on, counted once.
+(`reason="error"`) and the thread carries on with the next record. A tracker that could not be
+opened (server down at start) is tried again at most every `REOPEN_S` as records arrive; the
+records that arrive while it is not open are discarded and counted as dropped.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Callable, Protocol
 log = logging.getLogger(__name__)
 _CLOSE = object()
 LOG_EVERY = 50  # after the first failure, log one in this many (a dead server fails every record)
+REOPEN_S = 30.0
 
 
 class Backend(Protocol):
@@ -37,6 +39,7 @@ class TrackerWorker:
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.errors = self.dropped = 0
         self.opened = False
+        self._last_open = 0.0
         self._thread = threading.Thread(target=self._run, name=f"tracker-{backend.kind}", daemon=True)
         self._thread.start()
 
@@ -67,18 +70,26 @@ class TrackerWorker:
             return False
         return True
 
-    def _run(self) -> None:
+    def _open(self) -> None:
+        self._last_open = time.monotonic()
         try:
             self.backend.open()
             self.opened = True
         except Exception as err:  # noqa: BLE001 - any client failure must stay inside this thread
             self._failed("open", err, force=True)
+
+    def _run(self) -> None:
+        self._open()
         while True:
             item = self._queue.get()
             if item is _CLOSE:
                 break
+            if not self.opened and time.monotonic() - self._last_open >= REOPEN_S:
+                self._open()
             if not self.opened:
-                continue  # given up at open: discard
+                self.dropped += 1
+                self._count(self.backend.kind, "dropped")
+                continue
             method, args = item
             try:
                 getattr(self.backend, method)(*args)

@@ -166,6 +166,29 @@ def test_worker_counts_errors_and_drops_on_a_full_queue_without_blocking():
     assert dropped >= 7 and dropped + errors + len(w.backend.seen) == 10 and errors >= 1
 
 
+class OpensOnSecondTry(Flaky):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tries = 0
+
+    def open(self) -> None:
+        self.tries += 1
+        if self.tries == 1:
+            raise ConnectionError("server not up yet")
+
+
+def test_a_tracker_that_failed_to_open_is_tried_again(monkeypatch):
+    import shared.tracking.worker as worker
+
+    monkeypatch.setattr(worker, "REOPEN_S", 0.0)
+    c, reg = counter()
+    w = TrackerWorker(OpensOnSecondTry(), queue_size=100, close_timeout_s=10, count=count_with(c))
+    for step in (2, 4):
+        w.submit("log", {"x": 1.0}, step, "s")
+    assert w.close() and w.backend.tries == 2 and w.backend.seen == [2, 4]
+    assert reg.get_sample_value("dashrl_test_tracker_errors_total", {"tracker": "flaky", "reason": "error"}) == 1
+
+
 def test_run_config_takes_several_trackers_and_rejects_unknown_keys():
     cfg = RunConfig.model_validate({"tracking": [{"kind": "tensorboard"}, {"kind": "mlflow", "tracking_uri": "http://x:5000"},
                                                  {"kind": "wandb", "mode": "offline"}]})
