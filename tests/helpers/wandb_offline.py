@@ -33,6 +33,8 @@ def records(path: Path) -> list:
         if kind == 0 and length == 0:
             pos += left  # zero-filled rest of a block
             continue
+        if pos + HEADER + length > len(data):
+            break  # a chunk still being written
         chunk = data[pos + HEADER:pos + HEADER + length]
         pos += HEADER + length
         parts.append(chunk)

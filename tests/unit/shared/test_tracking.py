@@ -67,6 +67,11 @@ def test_wandb_offline_run_folder_holds_history_config_and_model(tmp_path, monke
     t.close()
     assert t.workers == [] and c._metrics == {}  # no errors counted
     [log_file] = (tmp_path / "wb" / "wandb").glob("offline-run-*/run-*.wandb")
+    # wandb-core (its own process) may still be writing the log when finish() returns: wait
+    # for the run's exit record, the last one it writes
+    deadline = time.monotonic() + 60
+    while "exit" not in [r.WhichOneof("record_type") for r in records(log_file)] and time.monotonic() < deadline:
+        time.sleep(0.2)
     rows = history(log_file)
     steps = [(r["learner/step"], r["learner/loss"]) for r in rows if "learner/loss" in r]
     assert steps == [(1, 1.0), (2, 0.5), (3, pytest.approx(1 / 3))], (
