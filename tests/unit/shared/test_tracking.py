@@ -4,7 +4,10 @@ fails never raises into the caller and is counted."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter
@@ -79,6 +82,10 @@ def test_wandb_offline_run_folder_holds_history_config_and_model(tmp_path, monke
     assert [r["eval/held_out/greedy_accuracy"] for r in rows if "eval/policy_version" in r] == [0.25]
     assert wandb_config(log_file)["learner"]["lr"] == 0.001
     assert "artifact" in [r.WhichOneof("record_type") for r in records(log_file)]
+    wandb_cli = Path(sys.executable).parent / "wandb"  # the folder is what `wandb sync` uploads later
+    dry = subprocess.run([str(wandb_cli), "sync", "--dry-run", str(log_file.parent)], capture_output=True, text=True,
+                         timeout=120)
+    assert "Would sync 1 run(s)" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
 
 
 @pytest.fixture(scope="module")
