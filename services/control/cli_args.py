@@ -48,3 +48,20 @@ def submit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", default=None,
                    help="control plane base URL (default http://127.0.0.1:$DASHRL_CONTROL_PORT)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="HTTP timeout (default 30)")
+
+
+def _api_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default=None,
+                   help="control plane base URL (default http://127.0.0.1:$DASHRL_CONTROL_PORT)")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="S", help="HTTP timeout (default 10)")
+    p.add_argument("--json", action="store_true", help="print the API's JSON answer as is")
+
+
+def runs_args(p: argparse.ArgumentParser) -> None:
+    _api_args(p)
+    p.add_argument("--limit", type=int, default=100, help="newest runs to list (default 100)")
+
+
+def status_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run id")
+    _api_args(p)

@@ -59,6 +59,7 @@ class Parts:
     r: Any  # redis.Redis
     trained_key: str
     metrics: Any = None  # shared.metrics.LearnerMetrics
+    tracking: Any = None  # shared.tracking.Tracking
 
 
 class Learner:
@@ -67,7 +68,8 @@ class Learner:
         self.cfg, self.run_dir, self.ctx, self.trainer, self.tokenizer = cfg, run_dir, ctx, trainer, tokenizer
         self.state, self.parts, self.instance_id = state, parts, instance_id
         self.ledger = Ledger(state.committed)
-        self.steplog = StepLog(run_dir / "metrics.jsonl", parts.metrics if parts else None)
+        self.steplog = StepLog(run_dir / "metrics.jsonl", parts.metrics if parts else None,
+                               parts.tracking if parts else None)
         self.signalled = False
         self.stop_requested = False
         self._last_beat = 0.0
@@ -104,6 +106,8 @@ class Learner:
             return finished
         finally:
             self._beating.set()
+            if self.parts is not None and self.parts.tracking:
+                self.parts.tracking.close()  # bounded by each tracker's close_timeout_s
 
     def _share(self, gathered: Gathered | None) -> list[TrainSample] | None:
         """Rank 0's samples on every rank (None: stop)."""
@@ -254,6 +258,8 @@ class Learner:
             self.tokenizer.save_pretrained(tmp)
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
+            if self.parts.tracking:
+                self.parts.tracking.artifact(final)
             self.parts.runstate.mark_learner_done()
         self._beating.set()
         if self._beater is not None:

@@ -71,7 +71,7 @@ def _rank0_parts(cfg: RunConfig, dep: Deployment, run_dir: Path, state):
     from services.learner.steplog import StepLog
     from shared.broadcast import Broadcast
     from shared.keys import RunKeys
-    from shared.metrics import learner_metrics, serve
+    from shared.metrics import learner_metrics, serve, tracker_errors
     from shared.protocol import RolloutBatch, WeightsPublished
     from shared.runstate import RunState
     from shared.streams import StreamReader, connect
@@ -94,8 +94,11 @@ def _rank0_parts(cfg: RunConfig, dep: Deployment, run_dir: Path, state):
     store = make_store(cfg.learner.weight_store, run_id=cfg.run_id, root=run_dir / "weights", r=r,
                        keep_versions=cfg.learner.keep_versions)
     announce = Broadcast(r, keys.weights, expect=WeightsPublished, metrics=metrics.stream)
+    from shared.tracking import Tracking
+
+    tracking = Tracking.for_run(cfg, run_dir, "learner", tracker_errors(reg, "learner"))
     return Parts(reader=reader, store=store, announce=announce, runstate=RunState(r, cfg.run_id, retry_s=60.0), r=r,
-                 trained_key=keys.trained, metrics=metrics)
+                 trained_key=keys.trained, metrics=metrics, tracking=tracking)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from shared.metrics import LearnerMetrics
+from shared.tracking import Tracking, numeric
 
 PHASES = ("wait", "forward_backward", "optimizer", "publish", "commit")
 
 
 class StepLog:
-    def __init__(self, path: Path, metrics: LearnerMetrics | None = None) -> None:
-        self.path, self.metrics = path, metrics
+    def __init__(self, path: Path, metrics: LearnerMetrics | None = None, tracking: Tracking | None = None) -> None:
+        self.path, self.metrics, self.tracking = path, metrics, tracking
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def truncate_after(self, step: int) -> int:
@@ -48,6 +49,8 @@ class StepLog:
             f.write(json.dumps(record, sort_keys=True) + "\n")
         if self.metrics is not None:
             self._export(record)
+        if self.tracking:  # the same numbers in the experiment trackers (never blocks, never raises)
+            self.tracking.log(numeric(record, "learner/", skip=("step", "time")), record["step"], "learner/step")
 
     def _export(self, rec: dict[str, Any]) -> None:
         m = self.metrics

@@ -23,6 +23,7 @@ from services.sampler.eval_sets import EvalSet
 from services.sampler.rewards import RewardPool
 from shared.tasks import PromptRenderer
 from shared.metrics import SamplerMetrics
+from shared.tracking import numeric
 
 log = logging.getLogger(__name__)
 SOLVED = 1.0 - 1e-6
@@ -112,6 +113,7 @@ class EvalSuite:
     def __init__(self, evaluators: list[Evaluator], run_dir: Path | None,
                  metrics: SamplerMetrics | None = None) -> None:
         self.evaluators, self.run_dir, self.metrics = evaluators, run_dir, metrics
+        self.tracking = None  # set by main: shared.tracking.Tracking
 
     def run(self, backend: GenerationBackend, version: int) -> list[EvalResult]:
         results = [r for r in (e.run(backend, version) for e in self.evaluators) if r is not None]
@@ -134,6 +136,9 @@ class EvalSuite:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             with open(self.run_dir / "eval.jsonl", "a") as f:
                 f.write(json.dumps(res.row()) + "\n")
+        if self.tracking:
+            figures = numeric(res.row(), f"eval/{res.name}/", skip=("version", "time"))
+            self.tracking.log(figures, res.version, "eval/policy_version")
 
 
 def heartbeat_info(results: list[EvalResult]) -> dict[str, float]:

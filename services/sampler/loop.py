@@ -31,6 +31,7 @@ from shared.config import RunConfig
 from shared.metrics import SamplerMetrics
 from shared.stop_tokens import StopTokens, stop_tokens
 from shared.tasks import PromptRenderer, TaskSet
+from shared.tracking import numeric
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class SamplerLoop:
         self.gen_info: dict[str, float] = {}
         self.watchdog: Watchdog | None = None
         """Set by main: bounds each generation call by `sampler.generate_timeout_s`."""
+        self.tracking: Any = None
+        """Set by main: the experiment trackers (`shared.tracking.Tracking`), fed once per call."""
 
     @staticmethod
     def sampling_settings(cfg: RunConfig, renderer: PromptRenderer | None = None) -> SamplingSettings:
@@ -122,6 +125,9 @@ class SamplerLoop:
             log.warning("sampler: every prompt of this call exceeded max_prompt_tokens")
             return
         self.finisher.submit(self.score_async(gen))
+        if self.tracking:  # generation and reward figures (rewards: the latest scored batch)
+            figures = {k: v for k, v in self.info().items() if not k.startswith("eval")}
+            self.tracking.log(numeric(figures, "sampler/"), self.calls, "sampler/call")
         if self.cfg.sampler.mode == "sync":
             self.finisher.flush()
             need = self.cfg.learner.train_batch_size * self.cfg.learner.publish_every

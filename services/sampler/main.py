@@ -72,6 +72,16 @@ def build(cfg: RunConfig, r, run_id: str, metrics, local_dir: Path, backend=None
                        finisher=finisher, evaluator=evaluator, metrics=metrics), sampler_id
 
 
+def _tracking(cfg: RunConfig, reg):
+    """The run's experiment trackers (`tracking:`), one tracker run per sampler shard."""
+    from services.sampler.loop import run_dir
+    from shared.metrics import tracker_errors
+    from shared.tracking import Tracking
+
+    return Tracking.for_run(cfg, run_dir(cfg, cfg.run_id), f"sampler-{cfg.sampler.shard_index}",
+                            tracker_errors(reg, "sampler"))
+
+
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.config, args.overrides)
@@ -96,6 +106,9 @@ def main(args: argparse.Namespace) -> int:
 
         should_stop = lambda: stop.is_set() or state.should_stop()  # noqa: E731
         loop, sampler_id = build(cfg, r, cfg.run_id, metrics, local_dir, should_stop=should_stop)
+        loop.tracking = _tracking(cfg, reg)
+        if loop.evaluator is not None:
+            loop.evaluator.tracking = loop.tracking
         heartbeat = Heartbeater(lambda st, info: state.heartbeat("sampler", sampler_id, st, info), loop.info).start()
         heartbeat.state = "running"
 
@@ -121,6 +134,8 @@ def main(args: argparse.Namespace) -> int:
             if loop.watchdog is not None:
                 loop.watchdog.close()
             loop.close()
+            if loop.tracking is not None:
+                loop.tracking.close()
         if heartbeat:
             heartbeat.stop("failed" if heartbeat.state == "failed" else "stopped")
         shutil.rmtree(local_dir, ignore_errors=True)

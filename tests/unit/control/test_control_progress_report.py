@@ -95,3 +95,16 @@ def test_rows_without_names_are_the_one_held_out_eval(tmp_path):
     assert [label for label, _ in lines] == ["greedy", "sampled"] and title == "eval accuracy (held-out)"
     s = summarize_run(tmp_path, None, None)
     assert s.headline is None and s.others is None and s.lines()[1].startswith("eval accuracy: 0.100")
+
+
+def test_progress_on_a_terminal_draws_rich_live_bar_with_eta():
+    out = io.StringIO()
+    p = Progress(out, tty=True)
+    p.update(view(5))
+    p.message("stopping")
+    p.update(view(6))
+    p.close()
+    text = out.getvalue()
+    assert "\x1b[" in text  # a redrawn terminal display, not plain lines
+    assert "6/10" in text and "ETA" in text and "reward 0.250" in text and "running" in text
+    assert "stopping" in text and "[####" not in text
