@@ -211,6 +211,12 @@ class LearnerConfig(Strict):
     tokens instead of G x (P + C). Same gradient. Only where a FLOP estimate from the model's
     shapes says the shared row is cheaper (short completions), and only with sdpa or eager
     attention. Off: one row per sample, as TRL and the paper's code do."""
+    logits_chunk_tokens: int = Field(default=1024, ge=0)
+    """Project hidden states to the vocabulary only at completion positions, this many at a
+    time, each chunk recomputed in backward (`shared.algo.chunked_logprobs`): the output layer's
+    memory is a few (chunk, vocabulary) tensors instead of several (tokens, vocabulary) float32
+    ones. Same gradient. 0: the plain path (logits at every position; also the fallback for
+    models whose logits are not lm_head(hidden)). See docs/learner.md (Memory-lean log-probs)."""
     lr: float = Field(default=3e-6, gt=0)
     """AdamW learning rate (the paper: 3e-6)."""
     weight_decay: float = Field(default=0.0, ge=0)
