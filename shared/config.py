@@ -250,6 +250,10 @@ class LearnerConfig(Strict):
     when `model.dtype` serves bfloat16, else fp32. See docs/learner.md (Precision)."""
     gradient_checkpointing: bool = False
     """Trade compute for memory on long completions."""
+    num_gpus: int = Field(default=1, ge=1)
+    """On a GPU box, `dashrl run` gives the learner the first this many GPUs (more than one: under
+    torchrun, a rank per GPU) and splits the rest among the samplers; too few GPUs for one each is
+    an error. Ignored without GPUs. See docs/deploy.md (GPU placement)."""
 
     @model_validator(mode="after")
     def _micro_fits_batch(self) -> "LearnerConfig":
