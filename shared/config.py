@@ -214,6 +214,12 @@ class LearnerConfig(Strict):
     tokens instead of G x (P + C). Same gradient. Only where a FLOP estimate from the model's
     shapes says the shared row is cheaper (short completions), and only with sdpa or eager
     attention. Off: one row per sample, as TRL and the paper's code do."""
+    logits_chunk_tokens: int = Field(default=1024, ge=0)
+    """Project hidden states to the vocabulary only at completion positions, this many at a
+    time, each chunk recomputed in backward (`shared.algo.chunked_logprobs`): the output layer's
+    memory is a few (chunk, vocabulary) tensors instead of several (tokens, vocabulary) float32
+    ones. Same gradient. 0: the plain path (logits at every position; also the fallback for
+    models whose logits are not lm_head(hidden)). See docs/learner.md (Memory-lean log-probs)."""
     lr: float = Field(default=3e-6, gt=0)
     """AdamW learning rate (the paper: 3e-6)."""
     weight_decay: float = Field(default=0.0, ge=0)
@@ -247,6 +253,10 @@ class LearnerConfig(Strict):
     when `model.dtype` serves bfloat16, else fp32. See docs/learner.md (Precision)."""
     gradient_checkpointing: bool = False
     """Trade compute for memory on long completions."""
+    num_gpus: int = Field(default=1, ge=1)
+    """On a GPU box, `dashrl run` gives the learner the first this many GPUs (more than one: under
+    torchrun, a rank per GPU) and splits the rest among the samplers; too few GPUs for one each is
+    an error. Ignored without GPUs. See docs/deploy.md (GPU placement)."""
 
     @model_validator(mode="after")
     def _micro_fits_batch(self) -> "LearnerConfig":

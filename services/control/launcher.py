@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 
 import redis
 
+from services.control.gpus import plan_gpus, visible_gpus
 from services.control.runs_store import RunsStore
 from services.control.supervise import (
-    ServiceSpec, free_port, log_tail, run_dir, spawn, split_threads, terminate, write_run_config,
+    ServiceSpec, Torchrun, free_port, log_tail, run_dir, spawn, split_threads, terminate, write_run_config,
 )
 from shared.broadcast import Broadcast
 from shared.config import RunConfig
@@ -87,8 +88,9 @@ class LocalLauncher(Launcher):
     name = "local"
 
     def __init__(self, store: RunsStore, redis_url: str, *, stop_grace_s: float = 120.0,
-                 poll_s: float = 0.5, metrics: ControlMetrics | None = None) -> None:
+                 poll_s: float = 0.5, metrics: ControlMetrics | None = None, gpus: list[str] | None = None) -> None:
         self.store, self.redis_url, self.grace, self.poll_s, self.metrics = store, redis_url, stop_grace_s, poll_s, metrics
+        self.gpus = gpus  # GPU ids to hand out (tests inject them); None: `gpus.visible_gpus()`
         self._runs: dict[str, _LocalRun] = {}
         self._commands: queue.Queue[tuple[str, RunConfig, Future]] = queue.Queue()
         self._closing = threading.Event()
@@ -167,8 +169,13 @@ class LocalLauncher(Launcher):
         roles = [("learner", "learner", [])] + [
             ("sampler", f"sampler-{i}", [f"sampler.shard_index={i}"]) for i in range(cfg.sampler.num_shards)]
         threads = split_threads(len(roles))
+        gpus = plan_gpus(visible_gpus() if self.gpus is None else self.gpus, cfg.learner.num_gpus,
+                         cfg.sampler.num_shards)
+        learner_ranks = len(gpus.get("learner", []))
         specs = [ServiceSpec(role, inst, run_id, config_path, self.redis_url, folder / "logs" / f"{inst}.log",
-                             metrics_port=free_port(), threads=threads, overrides=ov) for role, inst, ov in roles]
+                             metrics_port=free_port(), threads=threads, overrides=ov, gpus=gpus.get(inst),
+                             torchrun=Torchrun(str(learner_ranks)) if role == "learner" and learner_ranks > 1 else None)
+                 for role, inst, ov in roles]
         self.store.set_fields(run_id, metrics_ports=_ports_json(specs))
         procs = {}
         for spec in specs:

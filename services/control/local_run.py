@@ -58,7 +58,11 @@ class LocalRun:
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.server.start()
-            start_run(self.store, self.launcher, self.cfg)
+            try:
+                start_run(self.store, self.launcher, self.cfg)
+            except ValueError as err:  # a config the box cannot run (too few GPUs): one line, exit 2
+                print(f"dashrl run: {err}", file=sys.stderr)
+                return 2
             self.progress.message(f"dashrl run {self.run_id}: dashboard {self.server.url}/ , folder {self.folder}")
             view = self._watch()
             return self._finish(view)

@@ -39,6 +39,8 @@ class ServiceSpec:
     overrides: list[str] = field(default_factory=list)
     torchrun: "Torchrun | None" = None
     """Start the learner under torchrun (several GPUs or nodes); None: one plain process."""
+    gpus: list[str] | None = None
+    """GPU ids the service may use (its CUDA_VISIBLE_DEVICES); None: the environment's as is."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,8 @@ def service_env(spec: ServiceSpec, base: dict[str, str] | None = None) -> dict[s
         TOKENIZERS_PARALLELISM="false",
         PYTHONUNBUFFERED="1",
     )
+    if spec.gpus is not None:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.gpus)
     return env
 
 

@@ -26,6 +26,7 @@ from services.learner.distributed import DistContext, allreduce_grads, allreduce
 from services.learner.model import Placement
 from services.learner.prompt_sharing import (MASK_IMPLEMENTATIONS, SharedMicroBatch, attention_weight,
                                              collate_shared, gather_predicting_logits, pack_shared)
+from services.learner.scoring import OutputHead, completion_logprobs
 from shared.algo.logprobs import SamplingDistribution, token_logprobs
 from shared.algo.loss import BatchTotals, policy_loss
 from shared.algo.mismatch import MismatchSums, mismatch_sums, summary
@@ -88,6 +89,10 @@ class Trainer:
                         " or ".join(MASK_IMPLEMENTATIONS), attn)
         self._float_mask = torch.float32 if attn == "eager" else None
         self._attention = attention_weight(model.config)
+        self.head = OutputHead.of(model) if lc.logits_chunk_tokens else None
+        if lc.logits_chunk_tokens and self.head is None:
+            log.warning("learner: %s's logits are not lm_head(hidden): full logits at every position",
+                        type(model).__name__)
         s = cfg.sampler
         self.dist = SamplingDistribution.of(s.temperature, s.top_k, s.top_p)  # what the sampler drew from
 
@@ -164,9 +169,14 @@ class Trainer:
 
     def _logprobs(self, model: Any, mb: MicroBatch | SharedMicroBatch) -> torch.Tensor:
         """Log-probs of the completion tokens under the sampling distribution (float32):
-        (B, L-1) per row, or (S, T) per sample when shared. The logits go in as the model made
-        them (no float32 copy kept for backward: `token_logprobs` upcasts transiently)."""
+        (B, L-1) per row, or (S, T) per sample when shared. By default logits only at the
+        completion positions, in chunks (`scoring`); with `logits_chunk_tokens: 0` at every
+        position, as the model made them (`token_logprobs` upcasts transiently)."""
+        chunk = self.cfg.learner.logits_chunk_tokens
+        head = self.head if model is self.model else (OutputHead.of(model) if chunk else None)
         with self.place.autocast():
+            if head is not None:
+                return completion_logprobs(head, mb, self.dist, chunk)
             if isinstance(mb, SharedMicroBatch):
                 logits = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask,
                                position_ids=mb.position_ids).logits  # (R, L, V)

@@ -8,6 +8,8 @@ Preemptive sampling: each call generates M prompts x G completions at once (`sam
   rollouts stay within the learner's `max_staleness` window instead of being made and discarded.
 - sync (the GRPO baseline): sample with version v until one learner update's worth of samples
   (train_batch_size x publish_every, after filtering) is pushed, then wait for version v+1.
+  Several samplers (`num_shards`) share that quota (`sync_share`) instead of each filling it,
+  which would make all but one sampler's worth of every version's rollouts stale.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ from shared.tasks import PromptRenderer, TaskSet
 from shared.tracking import numeric
 
 log = logging.getLogger(__name__)
+
+
+def sync_share(need: int, num_shards: int, shard_index: int) -> int:
+    """This shard's part of a sync-mode version's quota: the shards' parts sum to `need`."""
+    base, extra = divmod(need, num_shards)
+    return base + (1 if shard_index < extra else 0)
 
 
 class SamplerLoop:
@@ -130,7 +138,9 @@ class SamplerLoop:
             self.tracking.log(numeric(figures, "sampler/"), self.calls, "sampler/call")
         if self.cfg.sampler.mode == "sync":
             self.finisher.flush()
-            need = self.cfg.learner.train_batch_size * self.cfg.learner.publish_every
+            s = self.cfg.sampler
+            need = sync_share(self.cfg.learner.train_batch_size * self.cfg.learner.publish_every,
+                              s.num_shards, s.shard_index)
             if self.finisher.kept_by_version[gen.policy_version] >= need:
                 self.follower.wait_for_newer(gen.policy_version, should_stop)
 
