@@ -32,7 +32,7 @@ COPY shared ./shared
 COPY services ./services
 RUN pip install --no-deps . \
  && pip install "fastapi>=0.110" "uvicorn>=0.29" "redis>=5.0" "msgpack>=1.0" "numpy>=1.26" \
-        "pydantic>=2.7" "pyyaml>=6.0" "prometheus-client>=0.20"
+        "pydantic>=2.7" "pyyaml>=6.0" "prometheus-client>=0.20" "rich>=13"
 # Labels last: a new revision relabels the image without invalidating any install layer.
 ARG DASHRL_VERSION=0.1.0
 ARG DASHRL_SOURCE=""
