@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from services.learner.batching import TrainSample, collate  # noqa: E402
+from services.learner.microbatches import TrainSample, collate  # noqa: E402
 from services.learner.steplog import read_steps  # noqa: E402
 from shared.protocol import RolloutBatch, Sample  # noqa: E402
 

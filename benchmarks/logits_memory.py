@@ -39,7 +39,7 @@ def main() -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from services.learner.batching import TrainSample, collate
+    from services.learner.microbatches import TrainSample, collate
     from services.learner.model import placement
     from services.learner.trainer import Trainer
     from shared.algo.loss import BatchTotals

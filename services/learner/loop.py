@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from services.learner.batching import TrainSample, train_samples
+from services.learner.microbatches import TrainSample, train_samples
 from services.learner.checkpoint import LearnerState, save_checkpoint
 from services.learner.distributed import DistContext, broadcast_bytes
 from services.learner.ledger import Ledger
@@ -91,7 +91,7 @@ class Learner:
         try:
             while self.state.step < self.cfg.learner.max_steps:
                 gathered = self._gather() if self.ctx.is_main else None
-                samples = self._share(gathered)
+                samples = self._broadcast_samples(gathered)
                 if samples is None:
                     break
                 step = self.state.step + 1
@@ -109,7 +109,7 @@ class Learner:
             if self.parts is not None and self.parts.tracking:
                 self.parts.tracking.close()  # bounded by each tracker's close_timeout_s
 
-    def _share(self, gathered: Gathered | None) -> list[TrainSample] | None:
+    def _broadcast_samples(self, gathered: Gathered | None) -> list[TrainSample] | None:
         """Rank 0's samples on every rank (None: stop)."""
         if not self.ctx.enabled:
             return gathered.samples if gathered else None

@@ -1,7 +1,7 @@
 """Prompt sharing: backpropagate each prompt once per micro-batch, not once per completion.
 
 A group's G completions all continue the same prompt, so the unshared layout (one row per
-sample, `batching.collate`) runs the prompt's tokens through forward and backward G times.
+sample, `microbatches.collate`) runs the prompt's tokens through forward and backward G times.
 Here a row holds one prompt followed by several of its completions:
 
     row tokens:  p_0 .. p_{P-1} | c1_0 .. c1_{C1-1} | c2_0 .. c2_{C2-1} | ... | pad
@@ -16,7 +16,7 @@ row costs P + sum(Ci) tokens instead of G x P + sum(Ci): with the demo's 9-token
 pairs, so a group is shared only when that is cheaper overall (`worth_sharing`): short answers
 after a prompt, not 600-token solutions on a 0.5B model, which keep one row per sample.
 
-Two pure steps, like `batching`: `pack_shared` (which samples share which row, which rows
+Two pure steps, like `microbatches`: `pack_shared` (which samples share which row, which rows
 make a micro-batch, under the same token budget and sample cap) and `collate_shared` (the
 tensors, with a (R, 1, L, L) attention mask). Needs an attention implementation that takes a
 custom 4D mask (sdpa, eager); the trainer falls back to the unshared layout otherwise.
@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from services.learner.batching import TrainSample, pack_micro_batches
+from services.learner.microbatches import TrainSample, pack_micro_batches
 
 MASK_IMPLEMENTATIONS = ("sdpa", "eager")
 """Attention implementations that use a 4D attention mask as given."""

@@ -9,7 +9,7 @@ soft-cap, a logit scale: Gemma 2/3, Cohere, Granite) or whose output layer is no
 `None`, and the trainer keeps the plain full-logits path for them.
 
 Both layouts come back in the shape the loss expects, with 0 where nothing is scored:
-(B, L-1) per row (`batching.MicroBatch`), (S, T) per sample (`prompt_sharing.SharedMicroBatch`).
+(B, L-1) per row (`microbatches.MicroBatch`), (S, T) per sample (`prompt_sharing.SharedMicroBatch`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from services.learner.batching import MicroBatch
+from services.learner.microbatches import MicroBatch
 from services.learner.prompt_sharing import SharedMicroBatch
 from shared.algo.chunked_logprobs import chunked_token_logprobs
 from shared.algo.logprobs import SamplingDistribution

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from services.learner.batching import MicroBatch, TrainSample, collate, pack_micro_batches, update_groups
+from services.learner.microbatches import MicroBatch, TrainSample, collate, pack_micro_batches, update_groups
 from services.learner.distributed import DistContext, allreduce_grads, allreduce_max, allreduce_sum
 from services.learner.model import Placement
 from services.learner.prompt_sharing import (MASK_IMPLEMENTATIONS, SharedMicroBatch, attention_weight,

@@ -1,5 +1,5 @@
 """The sampler loop: maybe swap weights -> one large generation call -> hand off for scoring,
-advantages, filtering and the push (pipeline.py) -> repeat.
+advantages, filtering and the push (finisher.py) -> repeat.
 
 Preemptive sampling: each call generates M prompts x G completions at once (`sampling_batch_prompts`,
 `group_size`), independent of the learner's micro-batch. Modes:
@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from services.sampler.backends import GenerationBackend, SamplingSettings
-from services.sampler.batching import Generated
+from services.sampler.rollout_assembly import Generated
 from services.sampler.evaluation import EvalSuite, due, heartbeat_info
-from services.sampler.pipeline import BatchFinisher, Pending
+from services.sampler.finisher import BatchFinisher, Pending
 from services.sampler.rewards import RewardPool
 from services.sampler.tasks import PromptOrder
 from services.sampler.watchdog import Watchdog

@@ -35,7 +35,7 @@ def build(cfg: RunConfig, r, run_id: str, metrics, local_dir: Path, backend=None
     from services.sampler.eval_sets import exclude_eval_questions, load_eval_sets
     from services.sampler.evaluation import build_suite
     from services.sampler.loop import SamplerLoop, run_dir
-    from services.sampler.pipeline import BatchFinisher
+    from services.sampler.finisher import BatchFinisher
     from services.sampler.rewards import RewardPool, reward_spec
     from services.sampler.weights_follower import WeightsFollower
     from shared.tasks import PromptRenderer, load_task

@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from services.learner.batching import TrainSample
+from services.learner.microbatches import TrainSample
 from services.learner.model import placement
 from services.learner.trainer import Trainer
 from services.sampler.backends import SamplingSettings

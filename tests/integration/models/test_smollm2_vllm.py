@@ -92,7 +92,7 @@ def test_greedy_answers_stop_on_im_end(engine, learner):
 
 def one_training_step(model, tok, place, prompts, outs, folder):
     """One real learner step on the sampled completions (advantages +1/-1 alternating)."""
-    from services.learner.batching import TrainSample
+    from services.learner.microbatches import TrainSample
     from services.learner.model import pad_token_id
     from services.learner.trainer import Trainer
     from shared.config import LearnerConfig, ModelConfig, RunConfig, SamplerConfig

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from services.learner.batching import TrainSample, collate
+from services.learner.microbatches import TrainSample, collate
 from services.learner.model import placement
 from services.learner.prompt_sharing import (attention_weight, collate_shared, gather_predicting_logits, pack_shared,
                                              row_length, worth_sharing)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from services.learner.batching import TrainSample
+from services.learner.microbatches import TrainSample
 from services.learner.checkpoint import LearnerState
 from services.learner.distributed import DistContext
 from services.learner.loop import Learner, Parts

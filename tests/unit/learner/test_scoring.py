@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from services.learner.batching import TrainSample, collate
+from services.learner.microbatches import TrainSample, collate
 from services.learner.model import placement
 from services.learner.prompt_sharing import collate_shared, pack_shared
 from services.learner.scoring import OutputHead

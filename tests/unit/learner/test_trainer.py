@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from transformers import AutoModelForCausalLM
 
-from services.learner.batching import TrainSample
+from services.learner.microbatches import TrainSample
 from services.learner.model import placement
 from services.learner.trainer import Trainer
 from shared.config import RunConfig

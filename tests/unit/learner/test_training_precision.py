@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from services.learner.batching import TrainSample
+from services.learner.microbatches import TrainSample
 from services.learner.model import Placement, load_policy, placement
 from services.learner.trainer import Trainer
 from shared.config import RunConfig

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from services.sampler.batching import Generated, assemble
+from services.sampler.rollout_assembly import Generated, assemble
 from services.sampler.rewards import ScoreJob
 from shared.config import AlgoConfig
 from shared.metrics import SamplerMetrics

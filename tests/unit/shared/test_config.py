@@ -13,7 +13,7 @@ import yaml
 from shared.config import RunConfig
 from shared.configio import ConfigError, dump_config, load_config
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DASHRL = Path(sys.executable).parent / "dashrl"
 SHIPPED = sorted(ROOT.glob("configs/**/*.yaml")) + sorted(ROOT.glob("configs/**/*.yml"))
 

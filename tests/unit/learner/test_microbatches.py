@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from services.learner.batching import TrainSample, collate, pack_micro_batches, train_samples, update_groups
+from services.learner.microbatches import TrainSample, collate, pack_micro_batches, train_samples, update_groups
 from shared.protocol import RolloutBatch, Sample
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from services.sampler.backends import Completion
-from services.sampler.batching import Generated, assemble
+from services.sampler.rollout_assembly import Generated, assemble
 from services.sampler.evaluation import due
 from shared.config import AlgoConfig
 from shared.protocol import FinishReason, RolloutBatch, decode, encode
