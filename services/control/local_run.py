@@ -46,7 +46,7 @@ class LocalRun:
         self.cfg, self.run_id, self.folder = cfg, cfg.run_id, run_dir(cfg)
         self.store = RunsStore(connect(redis_url))
         self.launcher = LocalLauncher(self.store, redis_url)
-        settings = ControlSettings(redis_url=redis_url, host="127.0.0.1", port=port, launcher="local")
+        settings = ControlSettings(redis_url=redis_url, control_host="127.0.0.1", control_port=port, launcher="local")
         self.server = BackgroundServer(create_app(settings, r=self.store.r, launcher=self.launcher), "127.0.0.1", port)
         self.progress = Progress(sys.stderr)
         self.interrupts = 0

@@ -22,7 +22,7 @@ from shared.config import Deployment
 
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    overrides = {k: v for k, v in (("control_host", args.host), ("control_port", args.port)) if v is not None}
     try:
         settings = ControlSettings.from_deployment(Deployment.from_env(), **overrides)
     except ValueError as err:
@@ -32,7 +32,7 @@ def main(args: argparse.Namespace) -> int:
     if problem:
         print(f"dashrl control: {problem}", file=sys.stderr)
         return 2
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+    uvicorn.run(create_app(settings), host=settings.control_host, port=settings.control_port, log_level="info",
                 timeout_graceful_shutdown=int(settings.stop_grace_s) + 30)
     return 0
 

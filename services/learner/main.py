@@ -91,7 +91,7 @@ def _rank0_parts(cfg: RunConfig, dep: Deployment, run_dir: Path, state):
     reader = StreamReader(r, keys.rollouts, keys.rollouts_group, "learner-0", backlog_key=keys.backlog,
                           deadletter=keys.deadletter, expect=RolloutBatch, claim_idle_ms=sc.claim_idle_ms,
                           block_ms=sc.block_ms, deadletter_maxlen=sc.deadletter_maxlen, metrics=metrics.stream)
-    store = make_store(cfg.learner.weight_store, run_id=cfg.run_id, root=run_dir / "weights", r=r,
+    store = make_store(cfg.learner.weight_store.kind, run_id=cfg.run_id, root=run_dir / "weights", r=r,
                        keep_versions=cfg.learner.keep_versions)
     announce = Broadcast(r, keys.weights, expect=WeightsPublished, metrics=metrics.stream)
     from shared.tracking import Tracking

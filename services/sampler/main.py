@@ -52,7 +52,7 @@ def build(cfg: RunConfig, r, run_id: str, metrics, local_dir: Path, backend=None
     pool = RewardPool(reward_spec(cfg.task), cfg.task.reward_timeout_s, cfg.task.reward_workers,
                       also=tuple(e.reward for e in eval_sets))
     backend = backend or make_backend(cfg)
-    store = make_store(cfg.learner.weight_store, run_id=run_id, root=run_dir(cfg, run_id) / "weights", r=r,
+    store = make_store(cfg.learner.weight_store.kind, run_id=run_id, root=run_dir(cfg, run_id) / "weights", r=r,
                        keep_versions=cfg.learner.keep_versions)
     follower = WeightsFollower(r, run_id, store, backend, local_dir, metrics,
                                fetch_timeout_s=s.weight_fetch_timeout_s)

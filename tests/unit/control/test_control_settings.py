@@ -14,10 +14,10 @@ def test_is_loopback(host, loopback):
 
 
 def test_bind_error_needs_token_off_loopback():
-    assert bind_error(ControlSettings(redis_url="redis://x", host="127.0.0.1")) is None
-    assert "DASHRL_API_TOKEN" in bind_error(ControlSettings(redis_url="redis://x", host="0.0.0.0"))
-    assert bind_error(ControlSettings(redis_url="redis://x", host="0.0.0.0", api_token="t" * 32)) is None
-    assert "too short" in bind_error(ControlSettings(redis_url="redis://x", host="0.0.0.0", api_token="short"))
+    assert bind_error(ControlSettings(redis_url="redis://x", control_host="127.0.0.1")) is None
+    assert "DASHRL_API_TOKEN" in bind_error(ControlSettings(redis_url="redis://x", control_host="0.0.0.0"))
+    assert bind_error(ControlSettings(redis_url="redis://x", control_host="0.0.0.0", api_token="t" * 32)) is None
+    assert "too short" in bind_error(ControlSettings(redis_url="redis://x", control_host="0.0.0.0", api_token="short"))
 
 
 def test_from_deployment_reads_env():
@@ -25,6 +25,15 @@ def test_from_deployment_reads_env():
                                "DASHRL_CONTROL_PORT": "9000", "DASHRL_LAUNCHER": "workers",
                                "DASHRL_API_TOKEN": "x" * 20})
     s = ControlSettings.from_deployment(dep)
-    assert (s.redis_url, s.host, s.port, s.launcher, s.api_token) == ("redis://h:1/0", "0.0.0.0", 9000, "workers", "x" * 20)
+    assert (s.redis_url, s.control_host, s.control_port, s.launcher, s.api_token) == ("redis://h:1/0", "0.0.0.0", 9000, "workers", "x" * 20)
     with pytest.raises(ValueError, match="DASHRL_REDIS_URL"):
         ControlSettings.from_deployment(Deployment.from_env({}))
+
+
+def test_settings_are_the_deployment_plus_control_knobs():
+    """One declaration of each deployment value: ControlSettings adds only its own fields."""
+    assert set(Deployment.model_fields) < set(ControlSettings.model_fields)
+    assert set(ControlSettings.model_fields) - set(Deployment.model_fields) == {
+        "max_body_bytes", "stop_grace_s", "reconcile_every_s"}
+    with pytest.raises(ValueError, match="DASHRL_REDIS_URL"):
+        ControlSettings()

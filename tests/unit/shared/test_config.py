@@ -11,20 +11,44 @@ import pytest
 import yaml
 
 from shared.config import RunConfig
-from shared.configio import ConfigError, dump_config, load_config
+from shared.configio import ConfigError, dump_config, load_config, validate
 
 ROOT = Path(__file__).resolve().parents[3]
 DASHRL = Path(sys.executable).parent / "dashrl"
-SHIPPED = sorted(ROOT.glob("configs/**/*.yaml")) + sorted(ROOT.glob("configs/**/*.yml"))
+SHIPPED = (sorted(ROOT.glob("configs/**/*.yaml")) + sorted(ROOT.glob("configs/**/*.yml"))
+           + sorted(ROOT.glob("k8s/**/run.yaml")) + sorted(ROOT.glob("deploy/**/run.json")))
+DOCS = [ROOT / "README.md", *sorted(ROOT.glob("docs/*.md"))]
 
 
 @pytest.mark.parametrize("path", [None, *SHIPPED], ids=lambda p: "defaults" if p is None else str(p.relative_to(ROOT)))
 def test_shipped_configs_parse_and_round_trip(path):
-    """Every YAML under configs/ (picked up as they are added) and the defaults."""
+    """Every run config shipped (configs/, the k8s run ConfigMaps, the compose smoke's), picked
+    up as they are added, and the defaults."""
     cfg = load_config(path)
     assert isinstance(cfg, RunConfig)
     again = RunConfig.model_validate(yaml.safe_load(dump_config(cfg)))
     assert again == cfg
+
+
+def doc_run_configs() -> list[tuple[str, dict]]:
+    """The ```yaml blocks of README.md and docs/*.md whose top-level keys are run-config sections."""
+    found = []
+    for doc in DOCS:
+        for i, block in enumerate(doc.read_text().split("```yaml")[1:]):
+            data = yaml.safe_load(block.split("```")[0])
+            if isinstance(data, dict) and set(data) <= set(RunConfig.model_fields):
+                found.append((f"{doc.name}#{i}", data))
+    return found
+
+
+def test_run_config_examples_in_the_docs_parse():
+    examples = doc_run_configs()
+    assert len(examples) >= 3  # README's trackers, docs' evals and task sources
+    for where, data in examples:
+        try:
+            validate(data, where)
+        except ConfigError as err:
+            pytest.fail(str(err))
 
 
 def dashrl(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -42,6 +66,13 @@ def dashrl(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     ("learner:\n  max_staleness: -1\n", "learner.max_staleness"),
     ("learner:\n  precision: bf16\n  lr: 3.0e-6\n", "learner.precision"),     # updates below bf16's resolution
     ("learner:\n  precision: fp16\n", "learner.precision"),
+    ("sampler:\n  backend: {kind: sglang}\n", "sampler.backend.kind"),         # no such variant
+    ("sampler:\n  backend: {kind: transformers, enforce_eager: true}\n", "sampler.backend.enforce_eager"),
+    ("sampler:\n  backend: {gpu_memory_utilization: 2}\n", "sampler.backend.gpu_memory_utilization"),
+    ("sampler:\n  enforce_eager: false\n", "sampler.enforce_eager"),          # the old flat spelling
+    ("learner:\n  weight_store: s3\n", "learner.weight_store.kind"),
+    ("task:\n  source: {kind: jsonl}\n", "task.source.path"),
+    ("tracking:\n  - {log_dir: x}\n", "tracking.0.kind"),
 ])
 def test_bad_config_exits_2_with_one_line_naming_the_key(tmp_path, yaml_text, key):
     path = tmp_path / "bad.yaml"
@@ -105,4 +136,30 @@ def test_pure_bf16_at_a_small_lr_is_refused_with_the_reason():
 def test_paper_config_serves_bf16_and_trains_float32_master_weights():
     cfg = load_config(ROOT / "configs" / "paper-qwen2.5-0.5b-math.yaml")
     assert cfg.model.dtype == "bfloat16" and cfg.learner.precision == "bf16-autocast"
-    assert cfg.learner.lr == pytest.approx(3e-6) and cfg.sampler.backend == "vllm"
+    assert cfg.learner.lr == pytest.approx(3e-6) and cfg.sampler.backend.kind == "vllm"
+
+
+def test_variants_take_only_their_own_fields_and_a_bare_name_is_shorthand():
+    cfg = load_config(None, ["sampler.backend=transformers", "learner.weight_store=redis"])
+    assert cfg.sampler.backend.kind == "transformers" and not hasattr(cfg.sampler.backend, "enforce_eager")
+    assert cfg.learner.weight_store.kind == "redis"
+    vllm = load_config(None, ["sampler.backend.enforce_eager=false"])  # no kind: the default backend
+    assert vllm.sampler.backend.kind == "vllm" and vllm.sampler.backend.enforce_eager is False
+    assert dump_config(cfg).count("kind: transformers") == 1  # dumped in the long form, which parses again
+
+
+def test_the_old_flat_spelling_names_the_new_one():
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["sampler.gpu_memory_utilization=0.5"])
+    assert str(err.value) == ("config: sampler.gpu_memory_utilization: moved into the backend: "
+                              "sampler.backend: {kind: vllm, gpu_memory_utilization: ...}")
+
+
+def test_error_locations_leave_out_every_union_tag():
+    """The tags configio drops from error paths are read from the types, all of them."""
+    from shared.config_base import UNION_TAGS
+
+    assert {"reasoning_gym", "jsonl", "held_out", "file", "tensorboard", "mlflow", "wandb", "vllm",
+            "transformers", "fs", "redis"} <= UNION_TAGS
+    with pytest.raises(ConfigError, match=r"^config: task.evals.0.source.path: Field required$"):
+        load_config(None, ["task.evals=[{name: x, source: {kind: file}}]"])

@@ -47,7 +47,7 @@ def test_evals_without_a_held_out_eval_make_no_split():
     ("[{name: 'MATH 500'}]", "task.evals.0.name", "pattern"),
     ("[{name: a, samples: 0}]", "task.evals.0.samples", "greater than or equal to 1"),
     ("[{name: a, source: {kind: web}}]", "task.evals.0.source", "'web'"),
-    ("[{name: a, source: {kind: file}}]", "task.evals.0.source.file.path", "required"),
+    ("[{name: a, source: {kind: file}}]", "task.evals.0.source.path", "required"),
     ("[{name: a, sampels: 4}]", "task.evals.0.sampels", "unknown key"),
 ])
 def test_bad_evals_give_one_line_naming_the_key(evals, key, words):
