@@ -43,23 +43,18 @@ def markdown(results: list[dict], commands: list[list[str]], info: dict, argv: l
         f"median {ratio:.2f} over {len(ratios)} trials (all: {', '.join(f'{x:.2f}' for x in ratios)}).** "
         "The table shows the median trial. The ratio moves with the other agents' load on the 2 cores.",
         "",
-        "Before the transport changes of 2026-11-25 ~20:20 UTC (replies read by redis-py's pure-Python parser; "
-        "a write was WATCH, HMGET, MULTI..EXEC: three round trips) the same benchmark gave a median of 0.43 on an "
-        "idle box (trials 0.43-0.45, 19:33 UTC) and 0.35 under load; with the `hiredis` parser installed it fell "
-        "to 0.20, so hiredis is not a dependency. Same box, same minutes: the pre-change code (commit 4341282, "
-        "`git archive` into a scratch folder) gave 0.38 (trials 0.36-0.44) at 20:30 UTC, one minute after a run "
-        "of this code gave 0.65 (trials 0.50-0.87). All full runs of the new transport that evening (median, "
-        "trials; the first two before its own packer and sendmsg, commit 029fc2f): "
-        "20:29 UTC 0.65 (0.50-0.87); 20:38 0.54 (0.50-0.67, another job started during it); 20:46 0.54 "
-        "(0.39-0.64, a vLLM job running); 20:51 0.55 (0.54-0.57).",
+        "History: from 2026-11-25 to 2026-12-02 the hot path used a hand-written RESP reply reader and "
+        "packer (`shared/resp_wire.py`, one copy of a payload instead of redis-py's four or five) and a writer "
+        "that held its WATCH from one write to the next (one round trip per write); it reached a median of "
+        "0.55 here (trials 0.54-0.57, 2026-11-25 20:51 UTC) against 0.38-0.43 for plain redis-py then. It was "
+        "removed for plain redis-py because the difference is well under 1% of a training step at the demo's "
+        "and at the paper's batch sizes: see \"Transport: share of a step\" below.",
         "",
         "- codec: `encode` + `decode(expect=RolloutBatch)` (validation included) of one batch.",
         "- round trip: `StreamWriter.write` -> `StreamReader.read(1)` (decodes) -> `ack`, one batch at a time on "
-        "one thread. The write is one round trip while the writer's counters are current: MULTI, XADD, HINCRBY "
-        "produced, INCR writes, EXEC, followed in the same packet by the WATCH + HMGET that arm the next write "
-        "(a second round trip re-reads them after another writer's write or before waiting on a full backlog). "
-        "The read is XREADGROUP, its reply read by `shared/resp_wire.py` (one copy of the payload out of the "
-        "socket instead of redis-py's four or five); the XAUTOCLAIM scan for dead consumers' entries runs at most "
+        "one thread, all plain redis-py (its Python reply parser unless hiredis is installed). The write is "
+        "three round trips: WATCH, HMGET of the counters, then MULTI, XLEN, XADD, HINCRBY produced, INCR "
+        "writes, XLEN, EXEC. The read is XREADGROUP; the XAUTOCLAIM scan for dead consumers' entries runs at most "
         "every claim_idle_ms / 4, or after a read that found nothing. The ack is one EVALSHA (XACK + XDEL + counter).",
         "- streaming: a writer process (like a sampler) and a reader (read 1, ack, as the learner does), "
         "back-pressure at 8 entries; rate measured from the first entry read. Three busy processes on this "

@@ -2,7 +2,7 @@
 
 Owns how messages move through Redis, not what they mean (that is `shared.protocol`). This
 module is the import path; the writer lives in `shared.streams_writer`, the reader in
-`shared.streams_reader`, the lean pipelined reply reader both use in `shared.resp_wire`.
+`shared.streams_reader`, both plain redis-py.
 
 Invariants (the "nothing lost" rules):
 - One consumer group per work stream. `StreamReader.ack` acks AND deletes the entry (one Lua

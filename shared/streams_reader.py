@@ -1,9 +1,8 @@
 """The consumer-group reader of a work stream (see `shared.streams` for the invariants it keeps).
 
 Owns `StreamReader`: read (own pending after a restart, then entries idle in dead consumers,
-then new ones), dead-letter what does not decode, ack + delete on commit. New entries and acks go
-through `shared.resp_wire` (one copy of the payload instead of redis-py's four or five); the
-rare paths (history, reclaim, dead-letter) use redis-py.
+then new ones), dead-letter what does not decode, ack + delete on commit. Every call is plain
+redis-py (its connection pool: an ack from another thread never waits behind a blocked read).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from shared.keys import PAYLOAD_FIELD
 from shared.metrics import StreamMetrics
 from shared.protocol import Message, ProtocolError, decode
 from shared.redis_client import with_retry
-from shared.resp_wire import Wire
 from shared.streams_writer import read_backlog
 
 log = logging.getLogger(__name__)
@@ -72,8 +70,6 @@ class StreamReader:
         self.claim_idle_ms, self.block_ms, self.deadletter_maxlen = claim_idle_ms, block_ms, deadletter_maxlen
         self.metrics = metrics
         self._ack_script = r.register_script(_ACK)
-        self.wire = Wire(r)  # reads (may block for block_ms)
-        self._ack_wire = Wire(r)  # acks, so an ack from another thread never waits behind a blocked read
         self._claim_cursor = b"0-0"
         # A busy reader starts a reclaim scan at most every claim_idle_ms / 4 (an entry must idle
         # claim_idle_ms anyway) instead of paying an XAUTOCLAIM round trip on every read.
@@ -131,15 +127,15 @@ class StreamReader:
         return [(eid, fields, 1) for eid, fields in entries]
 
     def _read_new(self, count: int, block: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        """XREADGROUP ... > through the lean reply reader (the one call that moves payloads)."""
-        cmd = ("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", count,
-               *(("BLOCK", block) if block > 0 else ()), "STREAMS", self.stream, ">")
-        (resp,) = self.wire.call(cmd, extra_timeout_s=max(block, 0) / 1000)
-        if isinstance(resp, Exception):
-            raise resp
-        if isinstance(resp, dict):  # RESP3: {stream: entries}; RESP2: [[stream, entries]]
-            resp = list(resp.items())
-        return [(eid, dict(zip(flat[::2], flat[1::2]))) for eid, flat in (resp[0][1] if resp else [])]
+        """XREADGROUP ... > (BLOCK only when `block` > 0: BLOCK 0 would wait forever), blocking at
+        most 1 s less than the client's socket timeout, so a quiet stream never reads as a dead
+        connection."""
+        timeout_s = self.r.connection_pool.connection_kwargs.get("socket_timeout")
+        if timeout_s:
+            block = min(block, max(1, int(timeout_s * 1000) - 1000))
+        resp = self.r.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count,
+                                 block=block if block > 0 else None)
+        return _entries(resp)
 
     def _own_history(self, count: int) -> list[RawEntry]:
         if self._history_cursor is None:
@@ -230,14 +226,8 @@ class StreamReader:
         return int(acked)
 
     def _ack_once(self, entry_ids: list[str]) -> list[int]:
-        """EVALSHA through the wire; redis-py's Script (which loads it) only if Redis lost it."""
-        keys, args = [self.stream, self.backlog_key], [self.group, *entry_ids]
-        (resp,) = self._ack_wire.call(("EVALSHA", self._ack_script.sha, len(keys), *keys, *args))
-        if isinstance(resp, redis.exceptions.NoScriptError):
-            return self._ack_script(keys=keys, args=args)
-        if isinstance(resp, Exception):
-            raise resp
-        return resp
+        """One EVALSHA (redis-py's Script loads the script again if Redis lost it)."""
+        return self._ack_script(keys=[self.stream, self.backlog_key], args=[self.group, *entry_ids])
 
     def pending(self) -> int:
         """Entries delivered to this group (any consumer) and not acked yet."""

@@ -85,6 +85,8 @@ def run_reader(url: str, run_id: str, consumer: str, victim: bool) -> None:
     guard = [k(run_id, "committed_set"), k(run_id, "commits"), k(run_id, "redeliveries")]
     committed = 0
     while not r.exists(k(run_id, "stop")):
+        if victim and committed >= VICTIM_COMMITS_BEFORE_DYING:
+            time.sleep(0.2)  # let the writer get ahead, so that the read that dies holds several entries
         got = rd.read(50, block_ms=100)
         if not got:
             continue
