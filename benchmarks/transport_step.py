@@ -111,13 +111,15 @@ def run(label: str, rounds: int, repeats: int) -> list[dict]:
     return rows
 
 
-def markdown(rows: list[dict], info: dict, argv: list[str]) -> str:
+def markdown(rows: list[dict], info: dict) -> str:
     load = ", ".join(f"{x:.2f}" for x in info["load"])
     lines = [HEADING, "",
              f"Measured on {info['nproc']} CPUs ({info['cpu']}), shared with other agents' jobs (load average "
              f"{load}, 1/5/15 min, when this section was written), redis-server {info['redis']} on 127.0.0.1 TCP without "
-             f"persistence, Python {info['python']}. Command: `{' '.join(argv)}`; each row's run is named by its "
-             "time and 1-minute load average, one run per checkout (`--label`).", "",
+             f"persistence, Python {info['python']}. Command: `.venv/bin/python benchmarks/transport_step.py --label "
+             "LABEL` once per checkout and run (the lean rows: a `git archive` of commit 10cae22 into a scratch "
+             "folder, hiredis on its path), then `--write-doc --render-only`; each row's run is named by its time and "
+             "1-minute load average.", "",
              "| client | parser | batch | bytes | write+read+ack ms (best / median) | client CPU ms | step s "
              "| share of a step (median) | run (UTC, load) |",
              "|---|---|---|---:|---:|---:|---:|---:|---|"]
@@ -147,8 +149,7 @@ def main() -> int:
                 f.write(json.dumps({**row, "load": info["load"], "date": info["date"]}) + "\n")
     if args.write_doc:
         rows = [json.loads(ln) for ln in out.read_text().splitlines() if ln.strip()]
-        replace_section(DOCS, HEADING, markdown(rows, info, [".venv/bin/python", "benchmarks/transport_step.py",
-                                                             *sys.argv[1:]]))
+        replace_section(DOCS, HEADING, markdown(rows, info))
         print(f"wrote {DOCS.relative_to(ROOT)}")
     return 0
 
