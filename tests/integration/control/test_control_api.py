@@ -40,7 +40,7 @@ def test_mutating_routes_need_the_token(control):
     ({"learner": {"lr": -1}}, "learner.lr"),
     ({"learner": {"nonsense": 1}}, "learner.nonsense"),
     ({"learner": {"train_batch_size": 4, "micro_batch_size": 8}}, "learner.micro_batch_size"),
-    ({"task": {"source": {"kind": "nope"}}}, "task.source"),
+    ({"task": {"source": {"kind": "nope"}}}, "task.source.kind"),
     ({"run_id": "bad id!"}, "run_id"),
 ])
 def test_bad_config_is_422_naming_the_field(control, config, field):
