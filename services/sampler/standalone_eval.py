@@ -86,10 +86,14 @@ def with_cli_k(spec: EvalConfig, args: argparse.Namespace) -> EvalConfig:
 
 
 def run_config(args: argparse.Namespace, model_path: Path, run_dir: Path | None):
-    """The run config the eval follows, serving `model_path` with `--backend`."""
+    """The run config the eval follows, serving `model_path` with `--backend` (the config's own
+    backend fields kept when it names the same backend)."""
     config = args.config or (str(run_dir / "config.yaml") if run_dir is not None else None)
-    overrides = [*args.overrides, f"model.path={model_path}", f"sampler.backend={args.backend}"]
-    return load_config(config, overrides), config is not None
+    overrides = [*args.overrides, f"model.path={model_path}"]
+    cfg = load_config(config, overrides)
+    if cfg.sampler.backend.kind != args.backend:
+        cfg = load_config(config, [*overrides, f"sampler.backend={args.backend}"])
+    return cfg, config is not None
 
 
 def evaluate(args: argparse.Namespace) -> list[dict]:

@@ -38,3 +38,16 @@ def test_table():
         "math500  base   500       0.2260  0.2000  -",
         "gsm8k    base   1319      -       -       0.6100",
     ]
+
+
+def test_backend_flag_keeps_the_configs_own_backend_fields(tmp_path):
+    from argparse import Namespace
+
+    from services.sampler.standalone_eval import run_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text("sampler:\n  backend: {kind: vllm, gpu_memory_utilization: 0.5, enforce_eager: false}\n")
+    same, _ = run_config(Namespace(config=str(path), overrides=[], backend="vllm"), tmp_path / "m", None)
+    assert same.sampler.backend.gpu_memory_utilization == 0.5 and same.sampler.backend.enforce_eager is False
+    other, _ = run_config(Namespace(config=str(path), overrides=[], backend="transformers"), tmp_path / "m", None)
+    assert other.sampler.backend.kind == "transformers" and str(other.model.path) == str(tmp_path / "m")
