@@ -39,7 +39,7 @@ def _check(cfg: RunConfig, dep: Deployment, run_dir: Path, resume: bool) -> None
                           "(starting over would train its batches twice)")
 
 
-def _build(cfg: RunConfig, dep: Deployment, run_dir: Path, resume: bool):
+def build_learner(cfg: RunConfig, dep: Deployment, run_dir: Path, resume: bool):
     import torch
 
     from services.learner import distributed, model as modelmod
@@ -107,7 +107,7 @@ def main(args: argparse.Namespace) -> int:
     dep = Deployment.from_env()
     run_dir = Path(cfg.output_dir) / str(cfg.run_id)
     _check(cfg, dep, run_dir, args.resume)
-    learner, ctx = _build(cfg, dep, run_dir, args.resume)
+    learner, ctx = build_learner(cfg, dep, run_dir, args.resume)
 
     def on_signal(signum, _frame):
         log.info("learner: %s received; finishing the current step", signal.Signals(signum).name)
