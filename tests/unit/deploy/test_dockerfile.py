@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import subprocess
-
 import tomllib
+
+import pytest
 
 from tests.helpers.compose_file import ROOT
 
@@ -53,6 +54,7 @@ def test_labels_carry_version_and_source():
             assert f"org.opencontainers.image.{label}=" in text, (name, label)
 
 
+@pytest.mark.process
 def test_local_wheels_stay_out_of_the_final_images():
     s = stages()
     copies = {name for name, text in s.items() if re.search(r"^COPY wheelhouse/", text, flags=re.M)}

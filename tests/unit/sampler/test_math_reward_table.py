@@ -305,6 +305,7 @@ def test_documented_limits():
     assert math_reward(r"\boxed{11}", r"1011_2") == 0.0  # ... not converted
 
 
+@pytest.mark.process
 def test_pool_scores_math_in_worker_processes():
     """The same verdicts through the reward pool (spawned workers, SIGALRM), and an answer whose
     evaluation never ends (10^(10^10)) times out, scores 0 and is counted, the pool unharmed."""
