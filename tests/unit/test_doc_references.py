@@ -95,3 +95,13 @@ def test_the_architecture_doc_carries_the_same_dash_table():
     arch = _table(source_text("docs/architecture.md"))
     start = arch.index(algo[0])
     assert arch[start:start + len(algo)] == algo, "docs/architecture.md's DASH table differs from shared/algo's"
+
+
+OUTSIDE = re.compile(r"/work/|\.\./shared/|\b(?:MEASURED|PEERS|PAPER)\.md\b|\bissue #?\d+", re.IGNORECASE)
+
+
+def test_docs_point_only_inside_the_repository():
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "configs").glob("*.yaml"))]
+    hits = [f"{p.relative_to(ROOT)}:{i}: {m.group(0)}" for p in files
+            for i, line in enumerate(p.read_text().splitlines(), 1) for m in OUTSIDE.finditer(line)]
+    assert not hits, "say what is meant instead of pointing outside the repository: " + "; ".join(hits)

@@ -1,4 +1,4 @@
-"""The Dockerfile's build rules that issue 17 asks for, checked without an engine: every base
+"""The Dockerfile's build rules (docs/deploy.md), checked without an engine: every base
 image is a build argument (a box with no registry builds from a base it made), torch and vLLM are
 pinned to the tested versions, images carry version/source labels, the build context keeps runs,
 data, virtual environments and secrets out, and local wheels never reach a final image.
