@@ -1,6 +1,7 @@
 """Shared fixtures: a real, private redis-server per test session (or per test when needed), and
-the markers that follow from them: every test using a Redis fixture is marked `process`, and a
-`gpu` test is skipped unless torch sees a CUDA device (markers: pyproject.toml; docs/testing.md)."""
+the markers that follow from them: every test under tests/integration/ or using a Redis fixture
+is marked `process`, and a `gpu` test is skipped unless torch sees a CUDA device (markers:
+pyproject.toml; docs/testing.md)."""
 
 from __future__ import annotations
 
@@ -115,8 +116,9 @@ def _cuda_available() -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+    integration = ROOT / "tests" / "integration"
+    for item in items:  # integration tests start real processes by definition
+        if item.path.is_relative_to(integration) or PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.process)
     gpu = [item for item in items if item.get_closest_marker("gpu")]
     if gpu and not _cuda_available():  # torch is imported only when a gpu test was collected
