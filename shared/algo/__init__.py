@@ -15,6 +15,7 @@ checks that every `file:function` here exists).
 | gradient filtering: samples with abs(advantage) <= threshold never leave the sampler | `algo.filter_threshold` (None: off) | shared/algo/filtering.py:keep_mask, in services/sampler/rollout_assembly.py:assemble |
 | policy loss: ratio to the sampler's log-probs, PPO clipping, truncated IS | `algo.clip_eps_low`, `algo.clip_eps_high`, `algo.is_cap`, `algo.is_level` | shared/algo/loss.py:policy_loss |
 | loss aggregation | `algo.loss_aggregation` (token, sequence, dash) | shared/algo/loss.py:aggregate, with shared/algo/loss.py:BatchTotals.of |
+| loss normaliser: the samples that reached the learner, or every sample generated (filtered ones too) | `algo.normalize_by` (kept, generated) | shared/algo/loss.py:BatchTotals.over_generated, counts summed in services/learner/loop.py:Learner._take |
 | KL to a frozen reference (off: the paper's finding) | `algo.kl_beta` (0 loads no reference) | shared/algo/loss.py:policy_loss (k3), services/learner/model.py:load_reference |
 | PPO variants: none (one update), multi (K passes), mini (K mini-batches) | `algo.ppo`, `algo.ppo_epochs` (K) | services/learner/microbatches.py:update_groups, looped over by services/learner/trainer.py:Trainer.train_step |
 | sync or async sampling | `sampler.mode` | services/sampler/loop.py:SamplerLoop.step (sync: services/sampler/loop.py:sync_share, then services/sampler/weights_follower.py:WeightsFollower.wait_for_newer) |
