@@ -84,15 +84,17 @@ def timed_samples(step: list[TrainSample], max_tokens: int, max_samples: int) ->
     return [step[i] for i in groups[len(groups) // 2]]
 
 
-def ceiling(n: int, seconds: float = 1.0) -> float:
-    """GFLOP/s of n x n fp32 matmuls for about `seconds` (one warm-up first)."""
+def ceiling(n: int, seconds: float = 1.0) -> tuple[float, float]:
+    """GFLOP/s of n x n fp32 matmuls for about `seconds` (one warm-up first): per wall-clock
+    second and per CPU-second of this process (what it got of the shared cores)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
-    reps, t0 = 0, time.perf_counter()
+    reps, t0, c0 = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds:
         a @ b
         reps += 1
-    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
+    flops = 2 * n**3 * reps / 1e9
+    return flops / (time.perf_counter() - t0), flops / max(1e-9, time.process_time() - c0)
 
 
 def build_trainer(model, learner: dict):
@@ -107,21 +109,36 @@ def build_trainer(model, learner: dict):
 
 
 def timed_update(trainer, samples, ceiling_n: int, attn: str) -> dict[str, float]:
-    """One update, wall-clocked, between two ceiling measurements. `fraction`: the whole update
-    (micro-batching, forward, loss, backward, clip, AdamW); `fb_fraction`: forward + backward only."""
+    """One update between two ceiling measurements. `fraction`: the whole update (micro-batching,
+    forward, loss, backward, clip, AdamW) per CPU-second of this process against the ceiling per
+    CPU-second; `wall_fraction`: the same by the wall clock; `no_optimizer_fraction`: without
+    AdamW's CPU time (what a step of many micro-batches approaches)."""
     from services.learner.trainer import StepStats
 
     trainer.model.set_attn_implementation(attn)  # the trainers share one model (memory)
-    c0 = ceiling(ceiling_n)
-    stats, t0 = StepStats(), time.perf_counter()
+    w0, p0 = ceiling(ceiling_n)
+    opt_cpu, step = [0.0], trainer.optimizer.step
+
+    def timed_step(*a, **kw):  # AdamW's CPU time, to give forward+backward's share alone
+        c = time.process_time()
+        out = step(*a, **kw)
+        opt_cpu[0] += time.process_time() - c
+        return out
+
+    trainer.optimizer.step = timed_step
+    stats, t0, c0 = StepStats(), time.perf_counter(), time.process_time()
     trainer._update(samples, stats)
-    dt = time.perf_counter() - t0
-    c1 = ceiling(ceiling_n)
-    flops = 6 * sum(p.numel() for p in trainer.params) * sum(s.length for s in samples) / 1e9
-    ceil, fb = (c0 + c1) / 2, stats.seconds["forward_backward"]
-    return {"seconds": dt, "fb_seconds": fb, "optimizer_seconds": stats.seconds["optimizer"],
-            "tokens_per_s": sum(s.length for s in samples) / dt, "ceiling_gflops": ceil,
-            "achieved_gflops": flops / dt, "fraction": flops / dt / ceil, "fb_fraction": flops / fb / ceil,
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    trainer.optimizer.step = step
+    w1, p1 = ceiling(ceiling_n)
+    tokens = sum(s.length for s in samples)
+    flops = 6 * sum(p.numel() for p in trainer.params) * tokens / 1e9
+    wall_ceil, cpu_ceil, fb = (w0 + w1) / 2, (p0 + p1) / 2, stats.seconds["forward_backward"]
+    return {"seconds": dt, "cpu_seconds": cpu, "fb_seconds": fb, "optimizer_seconds": stats.seconds["optimizer"],
+            "tokens_per_s": tokens / dt, "tokens_per_cpu_s": tokens / cpu, "ceiling_gflops": wall_ceil,
+            "ceiling_gflops_cpu": cpu_ceil, "achieved_gflops_cpu": flops / cpu, "fraction": flops / cpu / cpu_ceil,
+            "wall_fraction": flops / dt / wall_ceil, "optimizer_cpu_seconds": opt_cpu[0],
+            "no_optimizer_fraction": flops / (cpu - opt_cpu[0]) / cpu_ceil,
             "load_avg_1m": os.getloadavg()[0]}
 
 
@@ -179,10 +196,10 @@ def main() -> None:
         for k in (list(trainers) if r % 2 == 0 else list(reversed(trainers))):
             results[k].append(timed_update(trainers[k], samples, args.ceiling_n, attn[k]))
             x = results[k][-1]
-            print(f"repeat {r + 1} {k}: {x['tokens_per_s']:.1f} tok/s, {x['achieved_gflops']:.1f} GFLOP/s "
-                  f"of {x['ceiling_gflops']:.1f} = {100 * x['fraction']:.1f}% (forward+backward alone "
-                  f"{100 * x['fb_fraction']:.1f}%; AdamW {x['optimizer_seconds']:.1f} s; load {x['load_avg_1m']:.2f})",
-                  flush=True)
+            print(f"repeat {r + 1} {k}: {x['tokens_per_cpu_s']:.1f} tok/CPU-s, {x['achieved_gflops_cpu']:.1f} "
+                  f"GFLOP/CPU-s of {x['ceiling_gflops_cpu']:.1f} = {100 * x['fraction']:.1f}% (wall: "
+                  f"{x['tokens_per_s']:.1f} tok/s, {100 * x['wall_fraction']:.1f}%; AdamW {x['optimizer_seconds']:.1f} s; "
+                  f"without AdamW {100 * x['no_optimizer_fraction']:.1f}%; load {x['load_avg_1m']:.2f})", flush=True)
     timed_waste = padding_waste(samples, args.micro_tokens, args.micro_size)
     summary = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.processor() or
                platform.machine(), "threads": args.threads, "load_avg": os.getloadavg(),
