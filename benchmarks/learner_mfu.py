@@ -108,7 +108,7 @@ def build_trainer(model, learner: dict):
     return Trainer(model, cfg, placement(cfg.model, cfg.learner))
 
 
-def timed_update(trainer, samples, ceiling_n: int, attn: str) -> dict[str, float]:
+def timed_update(trainer, samples, ceiling_n: int, attn: str, ceiling_s: float = 2.0) -> dict[str, float]:
     """One update between two ceiling measurements. `fraction`: the whole update (micro-batching,
     forward, loss, backward, clip, AdamW) per CPU-second of this process against the ceiling per
     CPU-second; `wall_fraction`: the same by the wall clock; `no_optimizer_fraction`: without
@@ -116,7 +116,7 @@ def timed_update(trainer, samples, ceiling_n: int, attn: str) -> dict[str, float
     from services.learner.trainer import StepStats
 
     trainer.model.set_attn_implementation(attn)  # the trainers share one model (memory)
-    w0, p0 = ceiling(ceiling_n)
+    w0, p0 = ceiling(ceiling_n, ceiling_s)
     opt_cpu, step = [0.0], trainer.optimizer.step
 
     def timed_step(*a, **kw):  # AdamW's CPU time, to give forward+backward's share alone
@@ -130,7 +130,7 @@ def timed_update(trainer, samples, ceiling_n: int, attn: str) -> dict[str, float
     trainer._update(samples, stats)
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     trainer.optimizer.step = step
-    w1, p1 = ceiling(ceiling_n)
+    w1, p1 = ceiling(ceiling_n, ceiling_s)
     tokens = sum(s.length for s in samples)
     flops = 6 * sum(p.numel() for p in trainer.params) * tokens / 1e9
     wall_ceil, cpu_ceil, fb = (w0 + w1) / 2, (p0 + p1) / 2, stats.seconds["forward_backward"]
@@ -166,6 +166,7 @@ def main() -> None:
     p.add_argument("--micro-tokens", type=int, default=2048)
     p.add_argument("--micro-size", type=int, default=8)
     p.add_argument("--ceiling-n", type=int, default=2048)
+    p.add_argument("--ceiling-seconds", type=float, default=2.0, help="each ceiling measurement's length")
     p.add_argument("--completion-median", type=float, default=350.0)
     p.add_argument("--sigma", type=float, default=0.9)
     p.add_argument("--waste-samples", type=int, default=1024)
@@ -194,7 +195,7 @@ def main() -> None:
     results: dict[str, list] = {k: [] for k in trainers}
     for r in range(args.repeats):
         for k in (list(trainers) if r % 2 == 0 else list(reversed(trainers))):
-            results[k].append(timed_update(trainers[k], samples, args.ceiling_n, attn[k]))
+            results[k].append(timed_update(trainers[k], samples, args.ceiling_n, attn[k], args.ceiling_seconds))
             x = results[k][-1]
             print(f"repeat {r + 1} {k}: {x['tokens_per_cpu_s']:.1f} tok/CPU-s, {x['achieved_gflops_cpu']:.1f} "
                   f"GFLOP/CPU-s of {x['ceiling_gflops_cpu']:.1f} = {100 * x['fraction']:.1f}% (wall: "
