@@ -144,3 +144,28 @@ def test_packing_refuses_attention_it_cannot_mask(model_dir):
     model.config._attn_implementation = "flex_attention"
     with pytest.raises(ValueError, match="learner.packing needs attention"):
         packing_attention(model)
+
+
+def test_packed_with_kl_reference_and_gradient_checkpointing(model_dir):
+    """The reference model is switched too (it scores the same packed rows), and activation
+    checkpointing recomputes the packed attention in backward: still the padded gradient."""
+    def trainer(packed):
+        torch.manual_seed(0)
+        cfg = RunConfig.model_validate({"model": {"path": str(model_dir)}, "algo": {"kl_beta": 0.1},
+                                        "learner": {"lr": 1e-2, "micro_batch_size": 5, "micro_batch_tokens": 40,
+                                                    "precision": "fp32", "packing": packed, "share_prompts": packed}})
+        model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="sdpa").train()
+        if packed:
+            model.gradient_checkpointing_enable()
+        ref = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="sdpa").eval()
+        with torch.no_grad():  # a reference that differs from the policy, so the KL term has a gradient
+            for p in ref.parameters():
+                p.add_(0.01 * torch.randn_like(p))
+        return Trainer(model, cfg, placement(cfg.model, cfg.learner), ref_model=ref)
+
+    padded, packed = trainer(False), trainer(True)
+    assert packed.ref.config._attn_implementation == PACKED_ATTENTION and packed.model.is_gradient_checkpointing
+    want, _ = _grads(padded, _samples())
+    got, _ = _grads(packed, _samples())
+    scale = max(g.abs().max().item() for g in want.values())
+    assert max(((got[n] - want[n]).abs().max() / scale).item() for n in want) < 1e-5
