@@ -108,7 +108,7 @@ def build_trainer(model, learner: dict):
     return Trainer(model, cfg, placement(cfg.model, cfg.learner))
 
 
-def timed_update(trainer, samples, ceiling_n: int, attn: str, ceiling_s: float = 2.0) -> dict[str, float]:
+def timed_update(trainer, samples, ceiling_n: int, attn: str, ceiling_s: float = 1.0) -> dict[str, float]:
     """One update between two ceiling measurements. `fraction`: the whole update (micro-batching,
     forward, loss, backward, clip, AdamW) per CPU-second of this process against the ceiling per
     CPU-second; `wall_fraction`: the same by the wall clock; `no_optimizer_fraction`: without
@@ -166,7 +166,7 @@ def main() -> None:
     p.add_argument("--micro-tokens", type=int, default=2048)
     p.add_argument("--micro-size", type=int, default=8)
     p.add_argument("--ceiling-n", type=int, default=2048)
-    p.add_argument("--ceiling-seconds", type=float, default=2.0, help="each ceiling measurement's length")
+    p.add_argument("--ceiling-seconds", type=float, default=1.0, help="each ceiling measurement's length")
     p.add_argument("--completion-median", type=float, default=350.0)
     p.add_argument("--sigma", type=float, default=0.9)
     p.add_argument("--waste-samples", type=int, default=1024)
