@@ -14,15 +14,13 @@ import signal
 from pathlib import Path
 
 from shared.config import Deployment, RunConfig
-from shared.configio import ConfigError, dump_config, load_config
+from shared.configio import ConfigError, add_config_args, dump_config, load_config
 
 log = logging.getLogger("dashrl.learner")
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
-    from services.cli import _add_config_args
-
-    _add_config_args(p)
+    add_config_args(p)
     p.add_argument("--resume", action="store_true",
                    help="continue from the newest checkpoint in the run folder (fresh start if none)")
 
