@@ -28,13 +28,14 @@ import redis
 from services.control.gpus import plan_gpus, visible_gpus
 from services.control.runs_store import RunsStore
 from services.control.supervise import (
-    ServiceSpec, Torchrun, free_port, log_tail, run_dir, spawn, split_threads, terminate, write_run_config,
+    ServiceSpec, Torchrun, free_port, log_tail, spawn, split_threads, terminate, write_run_config,
 )
 from shared.broadcast import Broadcast
 from shared.config import RunConfig
 from shared.keys import ASSIGNMENTS
 from shared.metrics import ControlMetrics
 from shared.protocol import RunAssignment
+from shared.run_folder import run_dir
 from shared.runstate import RunState
 
 log = logging.getLogger(__name__)
