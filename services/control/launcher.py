@@ -115,11 +115,6 @@ class LocalLauncher(Launcher):
         if run is not None:
             run.deadline = 0.0
 
-    def instances(self, run_id: str) -> dict[str, int | None]:
-        """Instance -> exit code (None while running)."""
-        run = self._runs.get(run_id)
-        return {} if run is None else {k: p.poll() for k, (_s, p) in run.procs.items()}
-
     def close(self, grace_s: float = 0.0) -> None:
         """Stop every run gracefully within `grace_s`, then terminate what is left."""
         for run in [r for r in self._runs.values() if not r.done.is_set()]:

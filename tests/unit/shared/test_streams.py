@@ -9,7 +9,6 @@ import msgpack
 import numpy as np
 import pytest
 
-from shared.keys import PAYLOAD_FIELD
 from shared.protocol import RolloutBatch, Sample, encode
 from shared.streams import BackpressureTimeout
 from tests.helpers.polling import wait_for
