@@ -14,7 +14,6 @@ sampler/learner mismatch on its fresh samples (`shared.algo.mismatch`) before an
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,23 +31,9 @@ from shared.algo.logprobs import SamplingDistribution, token_logprobs
 from shared.algo.loss import BatchTotals, GeneratedCounts, policy_loss
 from shared.algo.mismatch import MismatchSums, mismatch_sums, summary
 from shared.config import RunConfig
+from shared.lr_schedule import lr_at
 
 log = logging.getLogger(__name__)
-
-
-def lr_factor(update: int, *, schedule: str, warmup: int, total: int) -> float:
-    """Multiplier of the base lr at optimizer update `update` (0-based): linear warm-up from
-    1/(warmup+1) to 1 over `warmup` updates, then constant, linear to 0, or cosine to 0 at `total`."""
-    if update < warmup:
-        return (update + 1) / (warmup + 1)
-    if schedule == "constant":
-        return 1.0
-    progress = min(1.0, (update - warmup) / max(1, total - warmup))
-    if schedule == "linear":
-        return 1.0 - progress
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    raise ValueError(f"unknown schedule {schedule!r}")
 
 
 @dataclass
@@ -85,7 +70,7 @@ class Trainer:
         per_step = algo.ppo_epochs if algo.ppo != "none" else 1
         warm, total = lc.warmup_steps * per_step, lc.max_steps * per_step
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda u: lr_factor(u, schedule=lc.schedule, warmup=warm, total=total))
+            self.optimizer, lambda u: lr_at(u, schedule=lc.schedule, warmup=warm, total=total))  # lr factor
         self.updates = 0
         attn = getattr(model.config, "_attn_implementation", None)
         self.share_prompts = lc.share_prompts and attn in MASK_IMPLEMENTATIONS
