@@ -8,6 +8,7 @@ that a doc quotes with the machine, date, command and load average.
 | `benchmarks.transport` | protocol codec, stream round trips, `redis-benchmark` |
 | `benchmarks.load` | many simulated samplers against one consumer |
 | `benchmarks.sampler`, `benchmarks.learner` | generation and training throughput |
+| `benchmarks.learner_mfu` | the learner on SmolLM2-135M's shapes against the CPU's matmul ceiling, padded vs packed |
 | `benchmarks.logits_memory` | the learner's peak memory with and without chunked log-probs |
 | `benchmarks.tied_swap` | in-place reload against an engine rebuild for a tied model |
 | `benchmarks.real_model_run` | figures of a SmolLM2 run folder (docs/real-models.md) |
