@@ -1,7 +1,8 @@
 """The learner service with `model.lora` on a real Redis stream and the tiny model: a LoRA run
 learns the scripted task (tests/helpers/scripted_rollouts.py, as test_learner_training), every
 published version and checkpoint is the adapter alone, and `final/` loads with plain
-transformers (merged) and as base + adapter with peft, both giving the same policy."""
+transformers (merged) and as base + adapter with peft, both giving the same policy; `dashrl
+export` of the run (final/ and an adapter version, merged into the base) loads the same way."""
 
 import json
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from services.cli import main as cli
 from services.learner.steplog import read_steps
 from shared.runstate import RunState
 from shared.weights import MANIFEST
@@ -28,7 +30,7 @@ def test_lora_learner_learns_and_publishes_adapters(redis_proc, redis_client, tm
     write_batches(redis_client, run, [pol.batch(run, texts[4 * i : 4 * i + 4], first_group=4 * i) for i in range(steps)])
     lora = {"r": 8, "alpha": 16, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj"]}
     cfg = write_config(tmp_path / "cfg.yaml", run_id=run, model=model_dir, output_dir=tmp_path / "runs", lora=lora,
-                       learner={"max_steps": steps, "checkpoint_every": 5, "lr": 1e-2},
+                       learner={"max_steps": steps, "checkpoint_every": 5, "lr": 1e-2, "keep_versions": 3},
                        algo={"loss_aggregation": "dash"})
     log = tmp_path / "learner.log"
     proc = start_learner(cfg, redis_proc.url, log)
@@ -62,6 +64,21 @@ def test_lora_learner_learns_and_publishes_adapters(redis_proc, redis_client, tm
     ids = torch.tensor([pol.encode(probe[0]).tolist()])
     with torch.no_grad():
         assert torch.allclose(final(input_ids=ids).logits, peft_merged(input_ids=ids).logits, atol=1e-5)
+
+    out = tmp_path / "export-final"
+    assert cli(["export", str(run_dir), "--out", str(out)]) == 0
+    with torch.no_grad():
+        assert torch.equal(AutoModelForCausalLM.from_pretrained(out)(input_ids=ids).logits,
+                           final(input_ids=ids).logits)
+    assert (out / "adapter" / "adapter_model.safetensors").exists()
+    v = steps - 1  # an adapter version from the weight store, merged by export
+    assert cli(["export", str(run_dir), "--version", str(v), "--out", str(tmp_path / "export-v")]) == 0
+    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "export-v")
+    by_peft = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir),
+                                        run_dir / "weights" / f"v{v}").merge_and_unload()
+    with torch.no_grad():
+        got, want = exported(input_ids=ids).logits, by_peft(input_ids=ids).logits
+    assert torch.allclose(got, want, atol=1e-5) and not torch.allclose(got, final(input_ids=ids).logits, atol=1e-4)
 
     versions = sorted((run_dir / "weights").glob("v*"))
     assert versions and all(json.loads((v / MANIFEST).read_text())["adapter"] for v in versions)
