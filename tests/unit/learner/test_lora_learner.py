@@ -102,3 +102,28 @@ def test_final_folder_is_the_merged_model(model_dir, tmp_path):
     with torch.no_grad():
         assert torch.allclose(plain(input_ids=ids).logits, want, atol=1e-5)
         assert torch.allclose(merged(input_ids=ids).logits, want, atol=1e-5)
+
+
+def test_a_checkpoint_resumes_the_adapter_and_its_optimizer(model_dir, tmp_path):
+    """What `dashrl learner --resume` does with `model.lora`: the starting model again, the
+    checkpoint's adapter on it (trainable), the optimizer state of the adapters' parameters."""
+    from services.learner.checkpoint import LearnerState, load_checkpoint, save_checkpoint
+
+    cfg = _cfg(model_dir, {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]})
+    place = placement(cfg.model, cfg.learner)
+    model = apply_lora(AutoModelForCausalLM.from_pretrained(model_dir).train(), cfg.model.lora)
+    trainer = Trainer(model, cfg, place)
+    trainer.train_step(_samples(), step=1)
+    ckpt = save_checkpoint(tmp_path, model, None, trainer.state_dict(), LearnerState(step=1, policy_version=1))
+    assert not (ckpt / "model" / "model.safetensors").exists()  # the adapter only
+    path, trainer_state, state = load_checkpoint(ckpt, place.device)
+    resumed = apply_lora(AutoModelForCausalLM.from_pretrained(model_dir).train(), cfg.model.lora, adapter=path)
+    again = Trainer(resumed, cfg, place)
+    again.load_state_dict(trainer_state)
+    assert state.step == 1 and again.updates == 1 and len(again.params) == len(trainer.params) == 8
+    want = dict(model.named_parameters())
+    assert all(torch.equal(p.detach(), want[n].detach()) for n, p in resumed.named_parameters())
+    s1, s2 = trainer.train_step(_samples(seed=1), step=2), again.train_step(_samples(seed=1), step=2)
+    assert s1.loss == pytest.approx(s2.loss, abs=1e-6)
+    moved = dict(model.named_parameters())
+    assert all(torch.allclose(p.detach(), moved[n].detach(), atol=1e-6) for n, p in resumed.named_parameters())
