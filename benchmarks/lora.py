@@ -1,7 +1,8 @@
 """LoRA against full fine-tuning on the same model: learner step time, trainable parameters,
 the size and publish time of one weight version, and the sampler's swap time for each kind of
 version (transformers backend: whole-model copy vs merging the adapter; vLLM: `reload_weights`
-vs adding a LoRA adapter, and one generation call with and without the adapter).
+vs adding a LoRA adapter vs merging it into a whole folder and reloading that, and one generation
+call on the base, under the LoRA adapter and on the merged weights).
 
 Random models built here, no downloads: the demo policy's widths (hidden 128, 4 layers, 4 heads
 of 32, MLP 512, vocabulary 384) and SmolLM2-135M's (hidden 576, 30 layers, 9 heads of 64, 3 KV
@@ -122,9 +123,17 @@ def vllm_swap(model_dir: Path, full: str, adapter: str, rounds: int) -> dict:
         reloads = [timed(lambda: backend.load_weights(Path(full)))[0] for _ in range(rounds)]
     finally:
         backend.close()
+    merging = VllmBackend(model_dir, dtype="float32", seed=0, max_model_len=256, lora_rank=16, lora_serving="merge")
+    try:
+        merges = [timed(lambda: merging.load_weights(Path(adapter)))[0] for _ in range(rounds)]
+        gen = lambda: merging.generate(prompts, settings)  # noqa: E731
+        gen()  # warm-up
+        merged_gen = [timed(gen)[0] for _ in range(rounds)]
+    finally:
+        merging.close()
     med = statistics.median
     return {"vllm_reload_s": med(reloads), "vllm_add_lora_s": med(swaps), "vllm_gen_base_s": med(base_gen),
-            "vllm_gen_lora_s": med(lora_gen)}
+            "vllm_gen_lora_s": med(lora_gen), "vllm_merge_s": med(merges), "vllm_gen_merged_s": med(merged_gen)}
 
 
 def measure(name: str, steps: int, rounds: int, use_vllm: bool, tmp: Path) -> dict:
@@ -162,12 +171,13 @@ def write_doc(rows: list[dict], cmd: str, load: tuple[float, float], threads: in
                          f"{m['version_mb']:.2f} MiB | {m['publish_s']:.3f} s |")
     lines += ["", "Sampler swap time (median; a swap is `load_weights` of a fetched version):", "",
               "| model | transformers: whole model | transformers: merge adapter | vLLM: reload_weights | "
-              "vLLM: add LoRA adapter | vLLM call, base | vLLM call, with adapter |", "|---|---|---|---|---|---|---|"]
+              "vLLM: add LoRA adapter | vLLM: merge + reload | vLLM call, base | vLLM call, LoRA adapter | "
+              "vLLM call, merged |", "|---|---|---|---|---|---|---|---|---|"]
     f = lambda r, k: f"{r[k]:.3f} s" if k in r else "-"  # noqa: E731
     for r in rows:
         lines.append(f"| {r['shape']} | {f(r, 'hf_full_swap_s')} | {f(r, 'hf_adapter_swap_s')} | "
-                     f"{f(r, 'vllm_reload_s')} | {f(r, 'vllm_add_lora_s')} | {f(r, 'vllm_gen_base_s')} | "
-                     f"{f(r, 'vllm_gen_lora_s')} |")
+                     f"{f(r, 'vllm_reload_s')} | {f(r, 'vllm_add_lora_s')} | {f(r, 'vllm_merge_s')} | "
+                     f"{f(r, 'vllm_gen_base_s')} | {f(r, 'vllm_gen_lora_s')} | {f(r, 'vllm_gen_merged_s')} |")
     lines += ["", "The vLLM call: 4 prompts x 4 completions of 32 tokens at temperature 1. The transformers "
               "merge's median includes the first load, which also keeps the float32 copy of the base weights.", ""]
     for r in rows:
@@ -176,9 +186,10 @@ def write_doc(rows: list[dict], cmd: str, load: tuple[float, float], threads: in
                 f"a step took {lora['step_cpu_s'] / full['step_cpu_s']:.2f}x the CPU time of full fine-tuning, "
                 f"a version is {lora['version_mb'] / full['version_mb']:.3f}x the size")
         if "vllm_gen_lora_s" in r:
-            text += (f"; vLLM swaps it {r['vllm_reload_s'] / r['vllm_add_lora_s']:.1f}x faster than a whole-model "
-                     f"reload, but a call under the adapter took {r['vllm_gen_lora_s'] / r['vllm_gen_base_s']:.2f}x "
-                     "as long (vLLM's CPU LoRA kernels)")
+            text += (f"; vLLM adds the adapter {r['vllm_reload_s'] / r['vllm_add_lora_s']:.1f}x faster than a "
+                     f"whole-model reload, but a call under it took {r['vllm_gen_lora_s'] / r['vllm_gen_base_s']:.2f}x "
+                     f"as long (vLLM's CPU LoRA kernels); merged, a swap took {r['vllm_merge_s']:.2f} s and a call "
+                     f"{r['vllm_gen_merged_s'] / r['vllm_gen_base_s']:.2f}x the base's")
         lines += [text + ".", ""]
     lines += [f"Raw: `{json.dumps([{k: v for k, v in r.items()} for r in rows], default=str)}`", "",
               f"    {cmd}", ""]

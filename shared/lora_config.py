@@ -8,6 +8,8 @@ Re-exported by `shared.config`.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from shared.config_base import Strict
@@ -26,3 +28,9 @@ class LoraConfig(Strict):
     """Names (last component) of the linear layers that get an adapter; the default is every
     attention and MLP projection of Llama/Qwen-style models. Linear layers only: embeddings and
     the output layer stay frozen (the sampler's merge and vLLM's LoRA serve linear adapters)."""
+    vllm_serving: Literal["auto", "adapter", "merge"] = "auto"
+    """How a vLLM sampler serves an adapter version. `adapter`: vLLM's LoRA support (the engine is
+    built with `enable_lora`; a swap adds the adapter, the base weights stay). `merge`: the sampler
+    writes base + adapter as a whole folder and reloads it in place (no LoRA kernels in the calls,
+    a whole-model reload per swap). `auto`: `adapter` on GPU, `merge` on CPU, where vLLM's LoRA
+    kernels measured 1.3-2.7x slower calls (docs/benchmarks.md). The transformers backend always merges."""

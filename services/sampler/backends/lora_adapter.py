@@ -6,10 +6,11 @@ target linear layer `<module>` of the base model, `base_model.model.<module>.lor
 adapter_config.json. The served policy is the base model with each `<module>.weight` replaced
 by W + (alpha / r) * B @ A (rsLoRA: alpha / sqrt(r)).
 
-`adapter_pairs` checks an adapter against the served model's tensor shapes before anything is
+`read_adapter` checks an adapter against the served model's tensor shapes before anything is
 changed (a misfit raises `IncompatibleWeights`, the old policy keeps serving): the vLLM backend
-then hands the folder to vLLM's own LoRA support, the transformers backend merges it
-(`merged_deltas`) into a kept copy of the base weights.
+then hands the folder to vLLM's own LoRA support or reloads a merged copy of the whole model
+(`write_merged`), the transformers backend merges it (`merged_deltas`) into a kept copy of the
+base weights.
 """
 
 from __future__ import annotations
@@ -77,3 +78,27 @@ def read_adapter(path: str | Path, shapes: dict[str, tuple[int, ...]]) -> Adapte
 def merged_deltas(adapter: Adapter) -> dict[str, Any]:
     """{base weight name: scale * B @ A}, float32, as peft's merge computes it."""
     return {name: (b.float() @ a.float()) * adapter.scale for name, (a, b) in adapter.pairs.items()}
+
+
+def write_merged(base: str | Path, adapter: Adapter, out: Path) -> Path:
+    """Write base + adapter as a whole model folder at `out` (config.json and every safetensors
+    file of `base`, the adapter's target weights merged, in float32). Whole: vLLM's layer-wise
+    in-place reload of a folder holding only the target weights was measured to leave the rest of
+    a fused layer (k_proj of a q/v-only adapter in qkv_proj) unset: NaN log-probs."""
+    import shutil
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    deltas, base = merged_deltas(adapter), Path(base)
+    out.mkdir(parents=True, exist_ok=True)
+    for file in sorted(base.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as f:
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+        for name in tensors.keys() & deltas.keys():
+            tensors[name] = tensors[name].float() + deltas[name]
+        save_file(tensors, str(out / file.name), metadata={"format": "pt"})
+    for name in ("config.json", "model.safetensors.index.json"):
+        if (base / name).exists():
+            shutil.copy2(base / name, out / name)
+    return out
