@@ -179,16 +179,18 @@ def write_doc(rows: list[dict], cmd: str, load: tuple[float, float], threads: in
                      f"{f(r, 'vllm_reload_s')} | {f(r, 'vllm_add_lora_s')} | {f(r, 'vllm_merge_s')} | "
                      f"{f(r, 'vllm_gen_base_s')} | {f(r, 'vllm_gen_lora_s')} | {f(r, 'vllm_gen_merged_s')} |")
     lines += ["", "The vLLM call: 4 prompts x 4 completions of 32 tokens at temperature 1. The transformers "
-              "merge's median includes the first load, which also keeps the float32 copy of the base weights.", ""]
+              "merge's median includes the first load, which also keeps the float32 copy of the base weights. "
+              "Medians of few rounds on a shared box: at the demo's widths (calls under half a second) the "
+              "differences are within the noise; the SmolLM2-width rows are the ones to read.", ""]
     for r in rows:
         full, lora = r["full"], r["lora"]
         text = (f"{r['shape']}: LoRA trains {100 * lora['trainable'] / full['total']:.1f}% of the parameters; "
                 f"a step took {lora['step_cpu_s'] / full['step_cpu_s']:.2f}x the CPU time of full fine-tuning, "
                 f"a version is {lora['version_mb'] / full['version_mb']:.3f}x the size")
         if "vllm_gen_lora_s" in r:
-            text += (f"; vLLM adds the adapter {r['vllm_reload_s'] / r['vllm_add_lora_s']:.1f}x faster than a "
-                     f"whole-model reload, but a call under it took {r['vllm_gen_lora_s'] / r['vllm_gen_base_s']:.2f}x "
-                     f"as long (vLLM's CPU LoRA kernels); merged, a swap took {r['vllm_merge_s']:.2f} s and a call "
+            text += (f"; vLLM: adding the adapter took {r['vllm_add_lora_s']:.2f} s (a whole-model reload "
+                     f"{r['vllm_reload_s']:.2f} s), a call under it {r['vllm_gen_lora_s'] / r['vllm_gen_base_s']:.2f}x "
+                     f"the base's; merged, a swap took {r['vllm_merge_s']:.2f} s and a call "
                      f"{r['vllm_gen_merged_s'] / r['vllm_gen_base_s']:.2f}x the base's")
         lines += [text + ".", ""]
     lines += [f"Raw: `{json.dumps([{k: v for k, v in r.items()} for r in rows], default=str)}`", "",
