@@ -38,7 +38,7 @@ SHAPES = {
     "smollm2": dict(hidden_size=576, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3, head_dim=64,
                     intermediate_size=1536, vocab_size=49152, tie_word_embeddings=True),
 }
-SAMPLES, PROMPT, COMPLETION = 8, 32, 32  # per step; --samples lowers SAMPLES for a loaded box
+SAMPLES, PROMPT, COMPLETION = 8, 32, 32  # default samples per step (--samples), their lengths
 
 
 def build(folder: Path, shape: dict) -> Path:
@@ -53,13 +53,13 @@ def build(folder: Path, shape: dict) -> Path:
     return folder
 
 
-def samples(vocab: int, seed: int):
+def samples(vocab: int, seed: int, n: int):
     from services.learner.microbatches import TrainSample
 
     rng = np.random.default_rng(seed)
     return [TrainSample(f"b{i}", rng.integers(4, min(vocab, 100), PROMPT).astype(np.int32),
                         rng.integers(4, min(vocab, 100), COMPLETION).astype(np.int32),
-                        np.full(COMPLETION, -4.6, np.float32), float(rng.choice([-1.0, 1.0]))) for i in range(SAMPLES)]
+                        np.full(COMPLETION, -4.6, np.float32), float(rng.choice([-1.0, 1.0]))) for i in range(n)]
 
 
 def timed(fn) -> tuple[float, float]:
@@ -68,7 +68,7 @@ def timed(fn) -> tuple[float, float]:
     return time.perf_counter() - w, time.process_time() - c
 
 
-def learner_side(model_dir: Path, lora: dict | None, steps: int, store_root: Path, vocab: int) -> dict:
+def learner_side(model_dir: Path, lora: dict | None, steps: int, store_root: Path, vocab: int, n: int) -> dict:
     from transformers import AutoModelForCausalLM
 
     from services.learner.lora import apply_lora
@@ -78,12 +78,12 @@ def learner_side(model_dir: Path, lora: dict | None, steps: int, store_root: Pat
     from shared.weights import make_store
 
     cfg = RunConfig.model_validate({"model": {"path": str(model_dir), "lora": lora}, "learner": {
-        "lr": 1e-4, "train_batch_size": SAMPLES, "micro_batch_size": SAMPLES, "micro_batch_tokens": 4096}})
+        "lr": 1e-4, "train_batch_size": n, "micro_batch_size": n, "micro_batch_tokens": 4096}})
     model = AutoModelForCausalLM.from_pretrained(model_dir).train()
     if cfg.model.lora:
         model = apply_lora(model, cfg.model.lora)
     trainer = Trainer(model, cfg, placement(cfg.model, cfg.learner))
-    times = [timed(lambda s=s: trainer.train_step(samples(vocab, s), s + 1)) for s in range(steps)][1:]
+    times = [timed(lambda s=s: trainer.train_step(samples(vocab, s, n), s + 1)) for s in range(steps)][1:]
     store = make_store("fs", run_id="bench", root=store_root, r=None)
     box = {}
     publish = timed(lambda: box.update(msg=store.publish(model, None, 1, 1)))
@@ -136,12 +136,13 @@ def vllm_swap(model_dir: Path, full: str, adapter: str, rounds: int) -> dict:
             "vllm_gen_lora_s": med(lora_gen), "vllm_merge_s": med(merges), "vllm_gen_merged_s": med(merged_gen)}
 
 
-def measure(name: str, steps: int, rounds: int, use_vllm: bool, tmp: Path) -> dict:
+def measure(name: str, steps: int, rounds: int, use_vllm: bool, tmp: Path, n: int) -> dict:
     shape = SHAPES[name]
     model_dir = build(tmp / name, shape)
-    full = learner_side(model_dir, None, steps, tmp / f"{name}-wf", shape["vocab_size"])
-    lora = learner_side(model_dir, {}, steps, tmp / f"{name}-wl", shape["vocab_size"])
-    row = {"shape": name, "full": full, "lora": lora, **hf_swap(model_dir, full["folder"], lora["folder"], rounds)}
+    full = learner_side(model_dir, None, steps, tmp / f"{name}-wf", shape["vocab_size"], n)
+    lora = learner_side(model_dir, {}, steps, tmp / f"{name}-wl", shape["vocab_size"], n)
+    row = {"shape": name, "samples": n, "full": full, "lora": lora,
+           **hf_swap(model_dir, full["folder"], lora["folder"], rounds)}
     if use_vllm:
         row.update(vllm_swap(model_dir, full["folder"], lora["folder"], rounds))
     return row
@@ -157,7 +158,8 @@ def write_doc(rows: list[dict], cmd: str, load: tuple[float, float], threads: in
         f"{threads} torch thread(s), {os.cpu_count()} cores shared with other work: load average "
         f"{load[0]:.1f} at the start, {load[1]:.1f} at the end, so wall times are loose; process CPU seconds "
         "are the steadier figure). Random Llama models at the demo policy's widths and at SmolLM2-135M's; "
-        f"a step is `Trainer.train_step` on {SAMPLES} samples of {PROMPT} + {COMPLETION} tokens (one micro-batch), "
+        f"a step is `Trainer.train_step` on {rows[0].get('samples', SAMPLES)} samples of {PROMPT} + {COMPLETION} "
+        "tokens (one micro-batch), "
         "median of the steps after the first; LoRA: r 16, alpha 32, all 7 projections. A version is what the "
         "fs weight store writes (float32: the CPU's served dtype).", "",
         "| model | mode | trainable params | AdamW state | step (wall) | step (CPU) | version size | publish |",
@@ -208,12 +210,11 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=SAMPLES, help="samples per learner step")
     ap.add_argument("--write-doc", action="store_true")
     args = ap.parse_args()
-    globals()["SAMPLES"] = args.samples
     start_load = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.shapes:
-            row = measure(name, args.steps, args.rounds, args.vllm, Path(tmp))
+            row = measure(name, args.steps, args.rounds, args.vllm, Path(tmp), args.samples)
             for mode in ("full", "lora"):
                 row[mode].pop("folder")
             print(json.dumps(row), flush=True)
