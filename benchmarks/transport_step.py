@@ -4,14 +4,14 @@ demo's batch size and at the paper's, expressed as a share of a step.
 Each sampling call becomes one RolloutBatch and one write -> read -> ack, so that round trip is
 what the transport adds per call (about one call per step in both settings). Runs against a
 private redis-server over 127.0.0.1 TCP, as the services connect; times `StreamWriter.write` ->
-`StreamReader.read(1)` -> `ack` one batch at a time, best of `--repeats`, for each client variant
-this checkout has: redis-py with its Python reply parser and, when `hiredis` is importable,
-redis-py with the hiredis parser. Each run appends its rows to `--results` (JSON lines) under
+`StreamReader.read(1)` -> `ack` one batch at a time, best of `--repeats`, with the reply parser
+redis-py picks: hiredis when it is importable, else its own Python one (run it both ways, e.g.
+with hiredis installed into a scratch folder on PYTHONPATH, to compare them). Each run appends its rows to `--results` (JSON lines) under
 `--label`; `--write-doc` renders every row there into the "## Transport: share of a step"
 section of docs/benchmarks.md (`--render-only`: without measuring). Client CPU per round trip is
 reported beside the wall time: on a loaded box it moves much less than the wall time.
 
-    .venv/bin/python benchmarks/transport_step.py --label "redis-py" [--write-doc]
+    .venv/bin/python -m benchmarks.transport_step --label "redis-py" [--write-doc]
 """
 
 from __future__ import annotations
@@ -24,20 +24,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from redis.utils import HIREDIS_AVAILABLE
+
+from benchmarks.doc_section import replace_section
+from benchmarks.transport import machine, realistic_batch, start_redis
+from shared.keys import RunKeys
+from shared.protocol import RolloutBatch, encode
+from shared.streams import StreamReader, StreamWriter, connect
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import redis  # noqa: E402
-from redis._parsers import _RESP2Parser  # noqa: E402
-from redis.utils import HIREDIS_AVAILABLE  # noqa: E402
-
-from doc_section import replace_section  # noqa: E402
-from shared.keys import RunKeys  # noqa: E402
-from shared.protocol import RolloutBatch, encode  # noqa: E402
-from shared.streams import StreamReader, StreamWriter, connect  # noqa: E402
-from transport import machine, realistic_batch, start_redis  # noqa: E402
-
 DOCS = ROOT / "docs" / "benchmarks.md"
 HEADING = "## Transport: share of a step"
 # name -> (samples, prompt tokens, completion tokens, step seconds, where the step time comes from)
@@ -48,17 +43,10 @@ CASES = {
 }
 
 
-def client(url: str, parser: str) -> redis.Redis:
-    r = connect(url)
-    if parser == "python":  # force redis-py's own parser even where hiredis is installed
-        r.connection_pool.connection_kwargs["parser_class"] = _RESP2Parser
-    return r
-
-
-def round_trip(url: str, parser: str, payload: bytes, tag: str):
+def round_trip(url: str, payload: bytes, tag: str):
     keys = RunKeys(f"step-{tag}")
-    w = StreamWriter(client(url, parser), keys.rollouts, backlog_key=keys.backlog, max_backlog=4)
-    rd = StreamReader(client(url, parser), keys.rollouts, keys.rollouts_group, "bench", backlog_key=keys.backlog,
+    w = StreamWriter(connect(url), keys.rollouts, backlog_key=keys.backlog, max_backlog=4)
+    rd = StreamReader(connect(url), keys.rollouts, keys.rollouts_group, "bench", backlog_key=keys.backlog,
                       deadletter=keys.deadletter, expect=RolloutBatch)
 
     def once() -> None:
@@ -90,7 +78,7 @@ def interleaved_ms(fns: dict[str, object], rounds: int, repeats: int) -> dict[st
 
 
 def run(label: str, rounds: int, repeats: int) -> list[dict]:
-    parsers = ["python", "hiredis"] if HIREDIS_AVAILABLE else ["python"]
+    parsers = ["hiredis" if HIREDIS_AVAILABLE else "python"]  # redis-py takes hiredis whenever it is importable
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         proc, port = start_redis(Path(tmp))
@@ -98,7 +86,7 @@ def run(label: str, rounds: int, repeats: int) -> list[dict]:
         try:
             for name, (n, p, c, step_s, _) in CASES.items():
                 payload = encode(realistic_batch(n, p, c))
-                fns = {parser: round_trip(url, parser, payload, f"{name[:5]}-{parser}") for parser in parsers}
+                fns = {parser: round_trip(url, payload, f"{name[:5]}-{parser}") for parser in parsers}
                 n_rounds = max(3, rounds * 1_000_000 // max(len(payload), 1_000_000))
                 for parser, (best, median, cpu) in interleaved_ms(fns, n_rounds, repeats).items():
                     rows.append({"label": label, "parser": parser, "case": name, "bytes": len(payload),
@@ -116,10 +104,12 @@ def markdown(rows: list[dict], info: dict) -> str:
     lines = [HEADING, "",
              f"Measured on {info['nproc']} CPUs ({info['cpu']}), shared with other agents' jobs (load average "
              f"{load}, 1/5/15 min, when this section was written), redis-server {info['redis']} on 127.0.0.1 TCP without "
-             f"persistence, Python {info['python']}. Command: `.venv/bin/python benchmarks/transport_step.py --label "
+             f"persistence, Python {info['python']}. Command: `.venv/bin/python -m benchmarks.transport_step --label "
              "LABEL` once per checkout and run (the lean rows: a `git archive` of commit 10cae22 into a scratch "
              "folder, hiredis on its path), then `--write-doc --render-only`; each row's run is named by its time and "
-             "1-minute load average.", "",
+             "1-minute load average. The python and hiredis rows of one run were measured interleaved in one process "
+             "(the script as of commit 5beb9fe forced redis-py's Python parser through a private class; it now "
+             "measures the parser redis-py picks).", "",
              "| client | parser | batch | bytes | write+read+ack ms (best / median) | client CPU ms | step s "
              "| share of a step (median) | run (UTC, load) |",
              "|---|---|---|---:|---:|---:|---:|---:|---|"]
