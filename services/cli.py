@@ -26,8 +26,14 @@ def _add_config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help="override a config value, e.g. --set learner.lr=1e-4 (repeatable)")
 
 
+def _config_args(p: argparse.ArgumentParser) -> None:
+    from services.config_cmd import add_arguments  # the config file + --estimate and its options
+
+    add_arguments(p)
+
+
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
-    "config": _add_config_args,
+    "config": _config_args,
 }
 
 
