@@ -112,3 +112,15 @@ def test_shipped_presets_parse_as_json_configs(tmp_path):
         "num_attention_heads": 14, "num_key_value_heads": 2, "intermediate_size": 4864,
         "tie_word_embeddings": True}))
     assert model_shape(tmp_path)[0] == QWEN_05B  # Qwen2.5-0.5B's config.json fields -> the preset
+
+
+def test_deploy_doc_sizing_table_is_the_estimators():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sizing_table", ROOT / "scripts/sizing_table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    doc = (ROOT / "docs/deploy.md").read_text()
+    block = doc[doc.index(mod.BEGIN) + len(mod.BEGIN) : doc.index(mod.END)]
+    assert block.strip() == mod.table().strip(), "docs/deploy.md is stale: run scripts/sizing_table.py --write-doc"
+    assert "| qwen2.5-7b | 7.62 B | 1 GPU (DDP: a full copy per rank) |" in block and "none (> 141 GB)" in block
