@@ -210,6 +210,12 @@ def _lora_of(model_cfg) -> tuple[int, tuple[str, ...]]:
     return rank, tuple(t for t in targets if t in LINEAR_MODULES) or LINEAR_MODULES
 
 
+def _sharding_of(learner_cfg) -> str:
+    """`learner.parallel` (ddp, fsdp/fsdp2) where the config has it, else ddp."""
+    parallel = str(getattr(learner_cfg, "parallel", None) or "ddp").lower()
+    return "fsdp" if parallel.startswith("fsdp") else "ddp"
+
+
 def learner_setup(cfg, *, cuda: bool = True, world_size: int | None = None, sharding: str | None = None,
                   lora_rank: int | None = None) -> LearnerSetup:
     """The worst micro-batch of a run config: as many full-length rows (max_prompt_tokens +
@@ -224,7 +230,7 @@ def learner_setup(cfg, *, cuda: bool = True, world_size: int | None = None, shar
         rows=max(1, min(lc.micro_batch_size, lc.micro_batch_tokens // row)), row_tokens=row,
         completion_tokens=sc.max_new_tokens, logits_chunk=lc.logits_chunk_tokens,
         gradient_checkpointing=lc.gradient_checkpointing,
-        world_size=world_size or lc.num_gpus, sharding=sharding or getattr(lc, "parallel", "ddp"),
+        world_size=world_size or lc.num_gpus, sharding=sharding or _sharding_of(lc),
         lora_rank=rank if lora_rank is None else lora_rank, lora_targets=targets, cuda=cuda)
 
 
