@@ -22,6 +22,7 @@ H100/H200 SXM, `--peak-tflops`); model FLOPs per step = 6 x decoder Linear param
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -180,6 +181,7 @@ def run_variant(name: str, shape: ModelShape, a: argparse.Namespace, device: tor
     if device.type == "cuda":
         out["peak_allocated_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     del model, optimizer, head
+    gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return out
