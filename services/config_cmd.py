@@ -69,8 +69,8 @@ def render(run) -> str:
         lines.append(f"{'peak (' + how + ')':<40} {_gib(peak):>8}")
         util = run.gpu_memory_utilization if est.role == "sampler" else None
         need = peak / (util or 1.0) / 1024**3
-        label = f"GPU needed (/ vLLM fraction {util:g})" if util else "GPU needed"
-        lines.append(f"{label:<40} "
-                     f"{need:>8.2f}  {_fits(need)}")
+        if run.cuda:
+            label = f"GPU needed (/ vLLM fraction {util:g})" if util else "GPU needed"
+            lines.append(f"{label:<40} {need:>8.2f}  {_fits(need)}")
         lines += [f"  note: {n}" for n in est.notes]
     return "\n".join(lines) + "\n"

@@ -198,6 +198,7 @@ class RunEstimate:
     sampler: Estimate
     shape_source: str
     gpu_memory_utilization: float | None
+    cuda: bool = True
 
 
 def _lora_of(model_cfg) -> tuple[int, tuple[str, ...]]:
@@ -245,4 +246,7 @@ def estimate_run(cfg, shape: ModelShape, shape_source: str = "", *, cuda: bool =
                                sequences=sc.sampling_batch_prompts * sc.group_size,
                                seq_tokens=sc.max_prompt_tokens + sc.max_new_tokens,
                                gpu_memory_utilization=util, cuda=cuda)
-    return RunEstimate(estimate_learner(shape, learner_setup(cfg, cuda=cuda, **learner)), sampler, shape_source, util)
+    if not cuda and sc.backend == "vllm":
+        sampler.notes.append("vLLM on CPU preallocates VLLM_CPU_KVCACHE_SPACE GiB of KV cache (the sampler sets 1)")
+    return RunEstimate(estimate_learner(shape, learner_setup(cfg, cuda=cuda, **learner)), sampler, shape_source,
+                       util, cuda)
