@@ -12,8 +12,9 @@ completion lengths drawn uniformly in [C/4, C]. Each variant: `--warmup` steps, 
 timed ones (CUDA synchronised). MFU = model FLOPs / time / peak (989 TFLOP/s dense bf16 for
 H100/H200 SXM, `--peak-tflops`); model FLOPs per step = 6 x decoder Linear params x tokens +
 6 x layers x q_dim x sum of causal attention pairs x 2 + 6 x vocab x hidden x scored tokens
-(no recomputation counted). Peak memory: torch.cuda.max_memory_allocated beside
-`shared.sizing`'s estimate of the same micro-batch.
+(no recomputation counted), counted as one row per sample, so the work prompt sharing saves shows
+as a higher MFU. Peak memory: torch.cuda.max_memory_allocated beside
+`shared.sizing`'s estimate for the longest micro-batch (CUDA context included).
 
     python3 benchmarks/gpu_learner.py --out $OUT            # H200: both models, all variants (~5 min)
     python3 benchmarks/gpu_learner.py --tiny --out /tmp/g   # CPU smoke test: a tiny shape, seconds
