@@ -16,7 +16,7 @@ H100/H200 SXM, `--peak-tflops`); model FLOPs per step = 6 x decoder Linear param
 as a higher MFU. Peak memory: torch.cuda.max_memory_allocated beside
 `shared.sizing`'s estimate for the longest micro-batch (CUDA context included).
 
-    python3 benchmarks/gpu_learner.py --out $OUT            # H200: both models, all variants (~5 min)
+    python3 benchmarks/gpu_learner.py --out $OUT            # one H200: both models, all variants (sized for < 10 min; not yet run)
     python3 benchmarks/gpu_learner.py --tiny --out /tmp/g   # CPU smoke test: a tiny shape, seconds
 """
 
