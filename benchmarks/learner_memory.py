@@ -3,9 +3,9 @@
 Builds a random Llama of a given shape (a `shared.model_shapes` preset, or the tests' tiny
 Llama), runs `--steps` real learner steps (services.learner.trainer: micro-batches, chunked
 log-probs, the clipped loss, backward, AdamW) on synthetic rows of `--prompt` + `--completion`
-tokens, and prints one JSON line: the peak RSS over the RSS before the model was built
-(`resource.getrusage` max RSS minus /proc/self/statm; glibc's mmap threshold fixed at 64 KiB, so
-freed tensors leave the RSS), the estimate for the same setup
+tokens, and prints one JSON line: the peak resident anonymous memory over the one before the model
+was built (polled from a thread; glibc's mmap threshold fixed at 64 KiB, so freed tensors leave
+it), the growth of max RSS beside it, the estimate for the same setup
 (`cuda=False`), and their ratio. One process per measurement (the peak is per process).
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/learner_memory.py --shape tiny-llama --rows 8
@@ -35,13 +35,34 @@ def shape_named(name: str) -> ModelShape:
     return TINY_LLAMA if name == "tiny-llama" else PRESETS[name]
 
 
-def _rss_now() -> int:
+def _anon_now() -> int:
+    """Resident anonymous memory (resident minus file-backed and shared pages), in bytes."""
     with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        fields = f.read().split()
+    return (int(fields[1]) - int(fields[2])) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+class AnonPeak:
+    """The largest resident anonymous memory seen, polled every `every_s` from a thread (torch
+    releases the GIL in its kernels). Unlike max RSS it does not move when the kernel drops or
+    faults in pages of shared libraries, which a loaded box does between two readings."""
+
+    def __init__(self, every_s: float = 0.0005) -> None:
+        import threading
+
+        self.peak, self.every_s, self._stop = _anon_now(), every_s, threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.peak = max(self.peak, _anon_now())
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _anon_now())
+        return self.peak
 
 
 def build_model(shape: ModelShape, max_len: int):
@@ -64,8 +85,13 @@ def _warm_up(a: argparse.Namespace) -> None:
     del warm, ids
 
 
-def measure(shape: ModelShape, a: argparse.Namespace) -> int:
-    """Peak RSS over the pre-model RSS, in bytes, across `a.steps` learner steps."""
+def _max_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+
+
+def measure(shape: ModelShape, a: argparse.Namespace) -> tuple[int, int]:
+    """(peak anonymous memory over the pre-model one, max RSS growth), in bytes, across `a.steps`
+    learner steps. The max RSS growth is 0 when the warm-up's peak was higher."""
     import numpy as np
     import torch
 
@@ -76,7 +102,8 @@ def measure(shape: ModelShape, a: argparse.Namespace) -> int:
 
     torch.manual_seed(0)
     _warm_up(a)  # imports and first-use allocations (kernels, thread pools) before the baseline
-    base = _rss_now()
+    base, rss_base = _anon_now(), _max_rss()
+    peak = AnonPeak()
     model = build_model(shape, a.prompt + a.completion)
     with tempfile.TemporaryDirectory() as d:
         cfg = RunConfig.model_validate({
@@ -96,7 +123,7 @@ def measure(shape: ModelShape, a: argparse.Namespace) -> int:
                                np.full(a.completion, -2.0, np.float32), 1.0 if i % 2 else -1.0)
                    for i in range(a.rows)]
         trainer.train_step(samples, step)
-    return _peak_rss() - base
+    return peak.stop() - base, _max_rss() - rss_base
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -114,9 +141,9 @@ def main(argv: list[str] | None = None) -> dict:
                          completion_tokens=a.completion, logits_chunk=a.chunk,
                          gradient_checkpointing=a.checkpointing, cuda=False)
     estimate = estimate_learner(shape, setup)
-    measured = measure(shape, a)
+    measured, rss_growth = measure(shape, a)
     out = {"shape": a.shape, "params": shape.params, "rows": a.rows, "prompt": a.prompt, "completion": a.completion,
-           "chunk": a.chunk, "checkpointing": a.checkpointing, "measured_bytes": measured,
+           "chunk": a.chunk, "checkpointing": a.checkpointing, "measured_bytes": measured, "max_rss_growth_bytes": rss_growth,
            "estimate_bytes": estimate.total, "ratio": estimate.total / measured,
            "parts": {p.name: p.bytes for p in estimate.parts}}
     print(json.dumps(out))
@@ -126,6 +153,6 @@ def main(argv: list[str] | None = None) -> dict:
 if __name__ == "__main__":
     if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
         # glibc's default threshold grows to 32 MB, after which freed tensors stay in the heap
-        # and max RSS counts them again (1.3x the live peak here): a fixed one returns them
+        # and the process's memory counts them again (1.37x the live peak here): a fixed one returns them
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"})
     main()
