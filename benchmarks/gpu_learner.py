@@ -5,7 +5,8 @@ pydantic-free parts (the GPU image has torch/transformers/peft/safetensors/msgpa
 token-budget micro-batches (`microbatches.pack_micro_batches`) or prompt sharing
 (`prompt_sharing.pack_shared`), the decoder under bfloat16 autocast with float32 master weights,
 completion-only chunked log-probs (`scoring.completion_logprobs`), the clipped policy loss,
-backward, gradient clipping and AdamW. Variants per model: prompt sharing off/on, and FSDP2
+backward, gradient clipping and AdamW. Variants per model: padded rows, prompt sharing, sequence
+packing (`services.learner.packing`), and FSDP2
 (`torch.distributed.fsdp.fully_shard` per decoder layer, bf16 params / fp32 reduce) on a
 one-rank process group. Synthetic rollouts: M prompts x G completions of random tokens,
 completion lengths drawn uniformly in [C/4, C]. Each variant: `--warmup` steps, then `--steps`
@@ -40,6 +41,10 @@ import torch  # noqa: E402
 from shared.model_shapes import PRESETS, ModelShape  # noqa: E402
 from shared.sizing import LearnerSetup, estimate_learner  # noqa: E402
 
+VARIANTS = {"plain": {"share": False, "fsdp": False}, "shared": {"share": True, "fsdp": False},
+            "packed": {"share": False, "fsdp": False, "packed": True}, "fsdp2": {"share": False, "fsdp": True}}
+"""One row per sample (padded); prompt sharing; sequence packing (`learner.packing`); FSDP2."""
+
 TINY = ModelShape(vocab=512, hidden=64, layers=2, heads=4, kv_heads=2, head_dim=16, intermediate=128,
                   tied=True, qkv_bias=True)
 
@@ -70,11 +75,17 @@ def rollouts(shape: ModelShape, prompts: int, group: int, prompt_len: int, compl
     return out
 
 
-def micro_batches(samples, model, a: argparse.Namespace, share: bool):
-    """As Trainer._micro_batches (one rank)."""
+def micro_batches(samples, model, a: argparse.Namespace, share: bool, packed: bool = False):
+    """As Trainer._micro_batches (one rank); `packed`: sequence packing (one unpadded row each)."""
     from services.learner.microbatches import collate, pack_micro_batches
     from services.learner.prompt_sharing import attention_weight, collate_shared, pack_shared
 
+    if packed:
+        from services.learner.packing import collate_packed, packed_micro_batches
+
+        units = [[i] for i in range(len(samples))]
+        rows = packed_micro_batches(samples, units, a.micro_batch_tokens, a.micro_batch_size)
+        return [collate_packed(samples, segments) for segments in rows]
     if share:
         packed = pack_shared(samples, a.micro_batch_tokens, a.micro_batch_size, attention_weight(model.config))
         if any(len(row) > 1 for mb in packed for row in mb):
@@ -140,7 +151,7 @@ def _optimizer(model) -> torch.optim.Optimizer:
 
 
 def run_variant(name: str, shape: ModelShape, a: argparse.Namespace, device: torch.device, *, share: bool,
-                fsdp: bool) -> dict:
+                fsdp: bool, packed: bool = False) -> dict:
     from services.learner.scoring import OutputHead
     from shared.algo.logprobs import SamplingDistribution
     from shared.algo.loss import BatchTotals
@@ -149,6 +160,10 @@ def run_variant(name: str, shape: ModelShape, a: argparse.Namespace, device: tor
     model = build_model(shape, a.prompt + a.completion, device)
     if a.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    if packed:
+        from services.learner.packing import packing_attention
+
+        packing_attention(model)
     if fsdp:
         _fsdp(model)
     head = OutputHead.of(model)
@@ -159,7 +174,7 @@ def run_variant(name: str, shape: ModelShape, a: argparse.Namespace, device: tor
         torch.cuda.reset_peak_memory_stats(device)
     for step in range(a.warmup + a.steps):
         samples = rollouts(shape, a.prompts, a.group, a.prompt, a.completion, seed=step)
-        batches = micro_batches(samples, model, a, share)
+        batches = micro_batches(samples, model, a, share, packed)
         totals = BatchTotals.of([len(s.completion_ids) for s in samples], max_len_norm=a.completion)
         _sync(device)
         t0 = time.perf_counter()
@@ -176,7 +191,7 @@ def run_variant(name: str, shape: ModelShape, a: argparse.Namespace, device: tor
                                                completion_tokens=a.completion, logits_chunk=a.chunk,
                                                gradient_checkpointing=a.gradient_checkpointing,
                                                cuda=device.type == "cuda"))
-    out = {"variant": name, "share_prompts": share, "fsdp2": fsdp, "tokens_per_s": tokens / secs,
+    out = {"variant": name, "share_prompts": share, "packing": packed, "fsdp2": fsdp, "tokens_per_s": tokens / secs,
            "tflops_per_s": flops / secs / 1e12, "mfu": flops / secs / (a.peak_tflops * 1e12), "steps": steps,
            "estimate_gib": est.total / 2**30}
     if device.type == "cuda":
@@ -207,7 +222,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", required=True, help="folder for gpu_learner.json")
     ap.add_argument("--tiny", action="store_true", help="a tiny shape and batch (runs on CPU in seconds)")
     ap.add_argument("--models", nargs="+", default=["qwen2.5-0.5b", "qwen2.5-1.5b"], choices=list(PRESETS))
-    ap.add_argument("--variants", nargs="+", default=["plain", "shared", "fsdp2"], choices=["plain", "shared", "fsdp2"])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--prompts", type=int, default=16, help="M prompts per step")
     ap.add_argument("--group", type=int, default=8, help="G completions per prompt")
     ap.add_argument("--prompt", type=int, default=512)
@@ -238,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
     for model_name, shape in shapes.items():
         for variant in a.variants:
             try:
-                r = run_variant(variant, shape, a, device, share=variant == "shared", fsdp=variant == "fsdp2")
+                r = run_variant(variant, shape, a, device, **VARIANTS[variant])
             except Exception as err:  # noqa: BLE001 - one variant failing must not lose the others
                 r = {"variant": variant, "error": f"{type(err).__name__}: {err}"}
             r.update(model=model_name, shape=asdict(shape), params=shape.params)

@@ -15,9 +15,9 @@ GPU_SIZES_GB = (24, 40, 48, 80, 141)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from services.cli import _add_config_args
+    from shared.configio import add_config_args
 
-    _add_config_args(p)
+    add_config_args(p)
     est = p.add_argument_group("--estimate: memory of the run's learner and sampler (shared/sizing.py)")
     est.add_argument("--estimate", action="store_true", help="print the memory estimate instead of the config")
     est.add_argument("--model-shape", metavar="PATH_OR_PRESET",

@@ -17,11 +17,12 @@ def test_tiny_run_writes_every_variant(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads((tmp_path / "gpu_learner.json").read_text())
     runs = {r["variant"]: r for r in result["runs"]}
-    assert set(runs) == {"plain", "shared", "fsdp2"}
+    assert set(runs) == {"plain", "shared", "packed", "fsdp2"}
     for r in runs.values():
         assert "error" not in r, r
         assert r["tokens_per_s"] > 0 and 0 < r["mfu"] < 1 and r["estimate_gib"] > 0
         assert all(s["tokens"] > 0 and s["padded_tokens"] > 0 for s in r["steps"])
     assert all(s["padded_tokens"] >= s["tokens"] for s in runs["plain"]["steps"])  # a row per sample, padded
+    assert all(s["padded_tokens"] == s["tokens"] for s in runs["packed"]["steps"])  # packing: no padding
     # prompt sharing packs each prompt once: fewer padded tokens than one row per sample
     assert runs["shared"]["steps"][0]["padded_tokens"] < runs["plain"]["steps"][0]["padded_tokens"]
