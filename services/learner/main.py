@@ -41,7 +41,7 @@ def _check(cfg: RunConfig, dep: Deployment, resume: bool) -> Path:
     return run_dir
 
 
-def _build(cfg: RunConfig, dep: Deployment, run_dir: Path, resume: bool):
+def build_learner(cfg: RunConfig, dep: Deployment, run_dir: Path, resume: bool):
     import torch
 
     from services.learner import distributed, model as modelmod
@@ -108,7 +108,7 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     dep = Deployment.from_env()
     run_dir = _check(cfg, dep, args.resume)
-    learner, ctx = _build(cfg, dep, run_dir, args.resume)
+    learner, ctx = build_learner(cfg, dep, run_dir, args.resume)
 
     def on_signal(signum, _frame):
         log.info("learner: %s received; finishing the current step", signal.Signals(signum).name)
