@@ -17,8 +17,8 @@ H100/H200 SXM, `--peak-tflops`); model FLOPs per step = 6 x decoder Linear param
 as a higher MFU. Peak memory: torch.cuda.max_memory_allocated beside
 `shared.sizing`'s estimate for the longest micro-batch (CUDA context included).
 
-    python3 benchmarks/gpu_learner.py --out $OUT            # one H200: both models, all variants (sized for < 10 min; not yet run)
-    python3 benchmarks/gpu_learner.py --tiny --out /tmp/g   # CPU smoke test: a tiny shape, seconds
+    python3 -m benchmarks.gpu_learner --out $OUT            # one H200: both models, all variants (sized for < 10 min; not yet run)
+    python3 -m benchmarks.gpu_learner --tiny --out /tmp/g   # CPU smoke test: a tiny shape, seconds
 """
 
 from __future__ import annotations
@@ -28,18 +28,15 @@ import gc
 import json
 import os
 import platform
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from shared.model_shapes import PRESETS, ModelShape  # noqa: E402
-from shared.sizing import LearnerSetup, estimate_learner  # noqa: E402
+from shared.model_shapes import PRESETS, ModelShape
+from shared.sizing import LearnerSetup, estimate_learner
 
 VARIANTS = {"plain": {"share": False, "fsdp": False}, "shared": {"share": True, "fsdp": False},
             "packed": {"share": False, "fsdp": False, "packed": True}, "fsdp2": {"share": False, "fsdp": True}}

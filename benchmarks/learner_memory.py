@@ -8,8 +8,8 @@ was built (polled from a thread; glibc's mmap threshold fixed at 64 KiB, so free
 it), the growth of max RSS beside it, the estimate for the same setup
 (`cuda=False`), and their ratio. One process per measurement (the peak is per process).
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/learner_memory.py --shape tiny-llama --rows 8
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/learner_memory.py --shape smollm2-135m --rows 2
+    OMP_NUM_THREADS=2 .venv/bin/python -m benchmarks.learner_memory --shape tiny-llama --rows 8
+    OMP_NUM_THREADS=2 .venv/bin/python -m benchmarks.learner_memory --shape smollm2-135m --rows 2
 """
 
 from __future__ import annotations
@@ -22,10 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from shared.model_shapes import PRESETS, ModelShape  # noqa: E402
-from shared.sizing import LearnerSetup, estimate_learner  # noqa: E402
+from shared.model_shapes import PRESETS, ModelShape
+from shared.sizing import LearnerSetup, estimate_learner
 
 TINY_LLAMA = ModelShape(vocab=100, hidden=64, layers=2, heads=2, kv_heads=2, head_dim=32, intermediate=128, tied=False)
 """tests/helpers/tiny_model.py's defaults (its char vocabulary is 100 ids)."""
@@ -154,5 +152,6 @@ if __name__ == "__main__":
     if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
         # glibc's default threshold grows to 32 MB, after which freed tensors stay in the heap
         # and the process's memory counts them again (1.37x the live peak here): a fixed one returns them
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"})
+        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.learner_memory", *sys.argv[1:]],
+                  {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"})
     main()

@@ -1,6 +1,6 @@
 """`shared.sizing`'s learner estimate against the measured CPU peak of real learner steps.
 
-Each case runs benchmarks/learner_memory.py in its own process: a random Llama of the shape,
+Each case runs `python -m benchmarks.learner_memory` in its own process: a random Llama of the shape,
 two learner steps (micro-batches, chunked log-probs, the clipped loss, backward, AdamW), peak
 resident anonymous memory over the one before the model was built (polled; glibc's mmap threshold
 fixed, so freed tensors leave it; file-backed pages, which a loaded box drops and faults in, are
@@ -24,7 +24,7 @@ the estimate errs high on the tiny Llama, whose per-token overheads weigh more).
 
 def _measure(*args: str) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "2", "MALLOC_MMAP_THRESHOLD_": "65536", "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks/learner_memory.py"), *args], env=env, cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "benchmarks.learner_memory", *args], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_learner.py --tiny: the GPU benchmark's whole path (synthetic rollouts, packing
+"""python -m benchmarks.gpu_learner --tiny: the GPU benchmark's whole path (synthetic rollouts, packing
 with and without prompt sharing, FSDP2 on a one-rank group, chunked log-probs, AdamW) on CPU."""
 
 import json
@@ -7,12 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
+@pytest.mark.process
 def test_tiny_run_writes_every_variant(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks/gpu_learner.py"), "--tiny", "--out", str(tmp_path)],
+    out = subprocess.run([sys.executable, "-m", "benchmarks.gpu_learner", "--tiny", "--out", str(tmp_path)],
                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads((tmp_path / "gpu_learner.json").read_text())

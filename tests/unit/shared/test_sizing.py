@@ -94,6 +94,7 @@ def test_paper_config_estimate_and_the_cli_table():
     assert "KV cache" in text and "vLLM fraction 0.85" in text and "peak" in text
 
 
+@pytest.mark.process
 def test_dashrl_config_estimate_prints_the_table():
     from tests.unit.shared.test_config import dashrl
 
