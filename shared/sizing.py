@@ -202,7 +202,7 @@ class RunEstimate:
 
 
 def _lora_of(model_cfg) -> tuple[int, tuple[str, ...]]:
-    """(rank, targets) of `model.lora` when the config has it and it is on, else (0, all Linear)."""
+    """(rank, targets) of `model.lora` (shared.lora_config: `r`, `target_modules`), else (0, all Linear)."""
     lora = getattr(model_cfg, "lora", None)
     rank = int(getattr(lora, "rank", None) or getattr(lora, "r", None) or 0) if lora is not None else 0
     if lora is not None and getattr(lora, "enabled", True) is False:

@@ -125,3 +125,12 @@ def test_deploy_doc_sizing_table_is_the_estimators():
     block = doc[doc.index(mod.BEGIN) + len(mod.BEGIN) : doc.index(mod.END)]
     assert block.strip() == mod.table().strip(), "docs/deploy.md is stale: run scripts/sizing_table.py --write-doc"
     assert "| qwen2.5-7b | 7.62 B | 1 GPU (DDP: a full copy per rank) |" in block and "none (> 141 GB)" in block
+
+
+def test_model_lora_of_the_config_is_estimated():
+    from shared.sizing import learner_setup
+
+    cfg = RunConfig.model_validate({"model": {"lora": {"r": 8, "target_modules": ["q_proj", "v_proj"]}}})
+    setup = learner_setup(cfg)
+    assert (setup.lora_rank, setup.lora_targets) == (8, ("q_proj", "v_proj"))
+    assert learner_setup(RunConfig()).lora_rank == 0 and learner_setup(cfg, lora_rank=0).lora_rank == 0
