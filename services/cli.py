@@ -29,7 +29,8 @@ _CONFIG = "shared.configio:add_config_args"  # CONFIG [--set KEY=VALUE ...]
 _CONTROL = "services.control.cli_args"
 
 COMMANDS: dict[str, Command] = {
-    "config": Command("services.config_cmd:main", _CONFIG, "validate a run config and print it resolved"),
+    "config": Command("services.config_cmd:main", "services.config_cmd:add_arguments",
+                      "validate a run config and print it resolved (--estimate: its memory)"),
     "run": Command("services.control.local_run:main", f"{_CONTROL}:run_args",
                    "run locally: embedded Redis, control plane + dashboard, one learner and sampler(s)"),
     "control": Command("services.control.server:main", f"{_CONTROL}:control_args",
