@@ -12,7 +12,7 @@ learner's own: packing, clipped policy loss, grad clipping, AdamW) on synthetic 
 and MLP projection). The box is shared: wall and process CPU seconds are both reported, and the
 load average is recorded beside them.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lora.py [--shapes demo smollm2] [--vllm] [--write-doc]
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.lora [--shapes demo smollm2] [--vllm] [--write-doc]
 """
 
 from __future__ import annotations
@@ -27,10 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 SHAPES = {
     "demo": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4, head_dim=32,
@@ -220,7 +218,7 @@ def main() -> None:
             print(json.dumps(row), flush=True)
             rows.append(row)
     if args.write_doc:
-        cmd = "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lora.py " + " ".join(sys.argv[1:])
+        cmd = "OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.lora " + " ".join(sys.argv[1:])
         write_doc(rows, cmd, (start_load, os.getloadavg()[0]), torch.get_num_threads())
 
 

@@ -241,12 +241,12 @@ def estimate_run(cfg, shape: ModelShape, shape_source: str = "", *, cuda: bool =
     from shared.precision import served_dtype
 
     sc = cfg.sampler
-    util = sc.gpu_memory_utilization if cuda and sc.backend == "vllm" else None
+    util = sc.backend.gpu_memory_utilization if cuda and sc.backend.kind == "vllm" else None
     sampler = estimate_sampler(shape, dtype=served_dtype(cfg.model.dtype, cuda),
                                sequences=sc.sampling_batch_prompts * sc.group_size,
                                seq_tokens=sc.max_prompt_tokens + sc.max_new_tokens,
                                gpu_memory_utilization=util, cuda=cuda)
-    if not cuda and sc.backend == "vllm":
+    if not cuda and sc.backend.kind == "vllm":
         sampler.notes.append("vLLM on CPU preallocates VLLM_CPU_KVCACHE_SPACE GiB of KV cache (the sampler sets 1)")
     return RunEstimate(estimate_learner(shape, learner_setup(cfg, cuda=cuda, **learner)), sampler, shape_source,
                        util, cuda)
