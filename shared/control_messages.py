@@ -12,6 +12,7 @@ the control plane reads `report.samples`, never a guessed key of a map.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -63,11 +64,15 @@ _READERS = {
 
 
 def _wire_value(annotation: str, value: Any) -> Any:
+    """A non-finite number (a diverged loss) is sent as "not known": the decoder refuses NaN
+    and infinity, and one such number must not make the whole heartbeat unreadable."""
     if value is None:
         return None
     if annotation.startswith("dict"):
-        return {str(k): float(v) for k, v in value.items()}
-    return int(value) if annotation.startswith("int") else float(value)
+        return {str(k): float(v) for k, v in value.items() if math.isfinite(v)}
+    if annotation.startswith("int"):
+        return int(value)
+    return float(value) if math.isfinite(value) or annotation == "float" else None
 
 
 class _Report:

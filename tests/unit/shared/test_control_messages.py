@@ -48,6 +48,15 @@ def test_every_report_field_is_on_the_wire_unknown_ones_as_nil():
     assert set(body["report"]) == {f.name for f in dataclasses.fields(SamplerReport)}
 
 
+def test_a_non_finite_number_is_sent_as_not_known():
+    """A diverged loss must not make the learner's whole heartbeat unreadable."""
+    sent = LearnerReport(step=3, loss=float("nan"), grad_norm=float("inf"), reward_mean=0.5)
+    back = decode(encode(Heartbeat("r", "l0", "training", 1.0, sent))).report
+    assert (back.step, back.loss, back.grad_norm, back.reward_mean) == (3, None, None, 0.5)
+    evals = decode(encode(Heartbeat("r", "s0", "running", 1.0, SamplerReport(evals={"a": float("nan"), "b": 1.0}))))
+    assert evals.report.evals == {"b": 1.0}
+
+
 def test_numbers_flatten_the_report_for_trackers_and_the_status_api():
     assert SAMPLER.numbers()["eval_accuracy:gsm8k"] == 0.625 and SAMPLER.numbers()["calls"] == 9.0
     assert "evals" not in SAMPLER.numbers()
