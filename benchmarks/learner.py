@@ -13,6 +13,9 @@ exactly the same micro-batch shapes); a random Llama built here. Rounds alternat
 and the medians are reported, because the 2 cores are shared with other work.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/learner.py --write-doc
+
+Its companion `benchmarks/learner_mfu.py` measures the learner on SmolLM2-135M's shapes as a
+fraction of this CPU's fp32 matmul ceiling, padded vs packed micro-batches (`learner.packing`).
 """
 
 from __future__ import annotations

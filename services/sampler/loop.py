@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Callable
 
 from services.sampler.backends import GenerationBackend, SamplingSettings
@@ -165,6 +164,3 @@ class SamplerLoop:
             weight_sync_s=self.follower.last_sync_s, stalled=self.watchdog.overran if self.watchdog else {})
         return with_evals(report, self.eval_results)
 
-
-def run_dir(cfg: RunConfig, run_id: str) -> Path:
-    return Path(cfg.output_dir) / run_id

@@ -17,12 +17,13 @@ from typing import Callable
 
 import redis
 
-from services.sampler.loop import SamplerLoop, run_dir
+from services.sampler.loop import SamplerLoop
 from services.sampler.watchdog import Watchdog
 from shared.config import Deployment, RunConfig
 from shared.heartbeat import HeartbeatSender
 from shared.keys import RunKeys
 from shared.metrics import SamplerMetrics, sampler_metrics, serve, tracker_errors
+from shared.run_folder import run_dir
 from shared.runstate import RunState
 from shared.streams import StreamWriter, connect
 from shared.tracking import Tracking

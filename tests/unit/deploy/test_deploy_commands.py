@@ -12,7 +12,6 @@ import sys
 import pytest
 import tomllib
 
-import services.commands  # noqa: F401  (registers every subcommand in COMMANDS)
 from services.cli import COMMANDS, build_parser
 from shared.config import Deployment
 from tests.helpers.compose_file import ROOT, is_dashrl_service, load_compose
