@@ -15,7 +15,7 @@ Layouts alternate and repeat. Also the padding waste of each layout on `--waste-
 samples of the distribution (no model needed) and, with `--profile`, where a packed update's
 time goes (torch.profiler, top operators).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/learner_mfu.py --write-doc
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.learner_mfu --write-doc
 """
 
 from __future__ import annotations
@@ -24,18 +24,13 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from services.learner.microbatches import TrainSample, pack_micro_batches  # noqa: E402
-from services.learner.packing import PACKED_ATTENTION, pack_rows  # noqa: E402
+from services.learner.microbatches import TrainSample, pack_micro_batches
+from services.learner.packing import PACKED_ATTENTION, pack_rows
 
 SMOLLM2 = dict(hidden_size=576, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
                intermediate_size=1536, vocab_size=49152, tie_word_embeddings=True, max_position_embeddings=8192,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
 
+from benchmarks import ROOT
 from benchmarks.doc_section import replace_section
 
 HEADING = "## Learner: SmolLM2-135M shapes vs the matmul ceiling"
@@ -74,6 +74,6 @@ ratio (given too) is noise; the CPU-time ratio counts only the time the process 
 
 Where a packed update's time goes (torch.profiler, self CPU time): {prof}.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/learner_mfu.py --repeats {a['repeats']} --profile --write-doc
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.learner_mfu --repeats {a['repeats']} --profile --write-doc
 """
-    replace_section(Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md", HEADING, section)
+    replace_section(ROOT / "docs" / "benchmarks.md", HEADING, section)

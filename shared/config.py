@@ -18,6 +18,7 @@ from shared.config_base import Strict
 from shared.deployment import Deployment, with_redis_password  # noqa: F401 (re-exported)
 from shared.eval_config import EvalConfig, check_evals, effective_evals
 from shared.learner_config import LearnerConfig
+from shared.lora_config import LoraConfig
 from shared.rows_config import RowFields
 from shared.sampler_config import SamplerConfig
 from shared.tracking_config import TrackerConfig
@@ -31,6 +32,9 @@ class ModelConfig(Strict):
     `auto`: bfloat16 on CUDA, float32 on CPU. How the learner trains is `learner.precision`."""
     trust_remote_code: bool = False
     """Passed to transformers; leave off unless the model folder needs custom code."""
+    lora: LoraConfig | None = None
+    """LoRA adapters (`shared.lora_config`): only they train and a weight version is the adapter.
+    None: full fine-tuning."""
 
 
 class ReasoningGymTask(Strict):

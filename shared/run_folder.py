@@ -5,7 +5,8 @@ A MODEL argument may be any Hugging Face model folder, or a place in a run folde
 (`<output_dir>/<run_id>/`, layout in docs/architecture.md):
 - the run folder itself: its `final/` model;
 - `final/`, a weight version `weights/vN/` (the fs weight store), a checkpoint `checkpoints/step-N/`
-  (its `model/` subfolder).
+  (its `model/` subfolder). In a LoRA run (`model.lora`) the last two are adapters: `ModelRef.base`
+  names the model they go on.
 Torch-free: this module only looks at files.
 """
 
@@ -30,6 +31,9 @@ class ModelRef:
     """The policy version it holds (0: the starting model or a plain folder)."""
     label: str
     """How it is named in tables: `final`, `v12`, `step-20`, or the folder's name."""
+    base: Path | None = None
+    """When `path` is a LoRA adapter (a LoRA run's version or checkpoint): the model it goes on,
+    the run's `model.path`. None: `path` is a whole model."""
 
 
 def run_dir(cfg: RunConfig, run_id: str | None = None) -> Path:
@@ -42,7 +46,22 @@ def run_dir(cfg: RunConfig, run_id: str | None = None) -> Path:
 
 
 def _is_model(p: Path) -> bool:
-    return (p / "config.json").is_file()
+    return (p / "config.json").is_file() or (p / "adapter_config.json").is_file()
+
+
+def _with_base(ref: ModelRef) -> ModelRef:
+    """`ref` with its adapter's base model: the run config's `model.path`, else what peft recorded."""
+    if (ref.path / "config.json").is_file():
+        return ref
+    import yaml
+
+    base = None
+    if ref.run_dir is not None and (ref.run_dir / "config.yaml").is_file():
+        base = (yaml.safe_load((ref.run_dir / "config.yaml").read_text()).get("model") or {}).get("path")
+    base = base or json.loads((ref.path / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    if not base:
+        raise ConfigError(f"{ref.path}: a LoRA adapter whose base model is unknown (no run config)")
+    return ModelRef(ref.path, ref.run_dir, ref.version, ref.label, Path(base))
 
 
 def _run_of(p: Path) -> Path | None:
@@ -50,8 +69,12 @@ def _run_of(p: Path) -> Path | None:
 
 
 def resolve_model(arg: str | Path) -> ModelRef:
-    """The model folder `arg` names (see the module doc). Raises ConfigError."""
-    p = Path(arg)
+    """The model folder `arg` names (see the module doc; a LoRA adapter comes with its `base`).
+    Raises ConfigError."""
+    return _with_base(_resolve(Path(arg)))
+
+
+def _resolve(p: Path) -> ModelRef:
     if not p.exists():
         raise ConfigError(f"{p}: no such model folder or run")
     if _run_of(p) and not _is_model(p):  # a run folder: its final model

@@ -1,14 +1,7 @@
 """The weight store: publish a policy version atomically, fetch it back verified.
 
-Owns the on-store layout of weight versions and their integrity check. A version is a Hugging
-Face folder (config.json, model.safetensors, generation_config.json, tokenizer files) plus
-`dashrl-manifest.json`: every file's name, size and sha256, the version, the step, the dtype of
-its tensors and whether the input and output embeddings are tied. `WeightsPublished.checksum`
-is the sha256 of the manifest's bytes, so one hash pins every byte of the version.
-
-A version is written in the served dtype (`publish(..., dtype=)`, the learner passes the
-resolved `model.dtype`): a learner training float32 master weights publishes bfloat16 tensors
-for a bfloat16 sampler, half the bytes, and config.json says so.
+Owns where versions live and how they move; what a version folder holds (a whole model or a
+LoRA adapter), its manifest and its check are `shared.weight_folder`, re-exported here.
 
 Two stores (`LearnerConfig.weight_store`):
 - `fs`: `root/vN/`, written into `root/.tmp-vN/`, fsynced, then renamed: a folder named `vN`
@@ -17,16 +10,10 @@ Two stores (`LearnerConfig.weight_store`):
   temporary key and RENAMEd into place (atomic), for a single box without a shared volume.
 The learner announces a version only after `publish()` returned; readers `fetch()` and get a
 local folder, or `WeightsCorrupt` naming what did not match (never a half-written policy).
-
-Tied embeddings: vLLM's CPU backend was measured NOT to update the output layer when weights
-are reloaded in place and `tie_word_embeddings` is set (docs/MEASURED). The manifest records
-the flag; `tied_embeddings(path)` reads it, and a sampler must then load the version fresh
-instead of `reload_weights` in place.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -40,122 +27,12 @@ import redis
 
 from shared.keys import RunKeys
 from shared.protocol import WeightsPublished
+from shared.weight_folder import (  # noqa: F401 (re-exported: the store's vocabulary)
+    ADAPTER_CONFIG, MANIFEST, WeightsCorrupt, fsync_path, is_adapter, is_lora_model, model_ties_embeddings,
+    save_adapter_as, save_model_as, sha256_file, tied_embeddings, verify_folder, write_version_folder,
+)
 
-MANIFEST = "dashrl-manifest.json"
 CHUNK_BYTES = 8 << 20  # Redis store: 8 MiB per hash field keeps each command small
-
-
-class WeightsCorrupt(Exception):
-    """A weight version that is missing, truncated or does not match its checksum."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def model_ties_embeddings(model: Any) -> bool:
-    """True when the model's output layer shares (or is configured to share) the input embedding."""
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    flag = bool(getattr(cfg, "tie_word_embeddings", False))
-    inp, out = model.get_input_embeddings(), model.get_output_embeddings()
-    shared = inp is not None and out is not None and inp.weight.data_ptr() == out.weight.data_ptr()
-    return flag or shared
-
-
-def tied_embeddings(path: str | Path) -> bool:
-    """Whether the model folder at `path` ties input and output embeddings (manifest first,
-    then config.json, including a multimodal `text_config`; absent everywhere: False)."""
-    path = Path(path)
-    if (path / MANIFEST).exists():
-        return bool(json.loads((path / MANIFEST).read_text())["tie_word_embeddings"])
-    cfg = json.loads((path / "config.json").read_text())
-    for section in (cfg, cfg.get("text_config") or {}):
-        if "tie_word_embeddings" in section:
-            return bool(section["tie_word_embeddings"])
-    return False
-
-
-def save_model_as(model: Any, folder: Path, dtype: str | None = None) -> str:
-    """`model.save_pretrained(folder)` with floating-point tensors cast to `dtype` (None: as they
-    are); the model itself is not changed. Returns the dtype the tensors were saved in."""
-    import torch
-
-    own = str(model.dtype).removeprefix("torch.")
-    if dtype is None or dtype == own:
-        model.save_pretrained(folder, safe_serialization=True)
-        return own
-    target = getattr(torch, dtype)
-    cast: dict[tuple[int, tuple[int, ...]], torch.Tensor] = {}
-    state = {}
-    for name, t in model.state_dict().items():
-        # One cast per shared tensor: tied weights stay one tensor, so save_pretrained drops the alias.
-        key = (t.data_ptr(), tuple(t.shape))
-        if key not in cast:
-            cast[key] = t.to(target) if t.is_floating_point() else t
-        state[name] = cast[key]
-    model.save_pretrained(folder, state_dict=state, safe_serialization=True)
-    config = copy.deepcopy(model.config)
-    config.dtype = dtype  # save_pretrained wrote the master weights' dtype
-    config.save_pretrained(folder)
-    return dtype
-
-
-def write_version_folder(model: Any, tokenizer: Any, folder: Path, version: int, step: int,
-                         dtype: str | None = None) -> bytes:
-    """Save model (tensors in `dtype`, None: the model's own) + tokenizer into `folder`, fsync every
-    file, write the manifest; returns its bytes."""
-    folder.mkdir(parents=True)
-    saved_dtype = save_model_as(model, folder, dtype)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(folder)
-    files = []
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and p.name != MANIFEST:
-            fsync_path(p)
-            files.append({"name": p.name, "size": p.stat().st_size, "sha256": sha256_file(p)})
-    manifest = json.dumps({
-        "format": 1, "version": version, "step": step, "files": files, "dtype": saved_dtype,
-        "tie_word_embeddings": model_ties_embeddings(model),
-    }, sort_keys=True, indent=1).encode()
-    (folder / MANIFEST).write_bytes(manifest)
-    fsync_path(folder / MANIFEST)
-    fsync_path(folder)
-    return manifest
-
-
-def verify_folder(folder: Path, checksum: str) -> dict[str, Any]:
-    """Check `folder` against the manifest and the manifest against `checksum`; returns the manifest."""
-    try:
-        raw = (folder / MANIFEST).read_bytes()
-    except OSError as err:
-        raise WeightsCorrupt(f"{folder}: no manifest ({err.strerror or err})") from None
-    if hashlib.sha256(raw).hexdigest() != checksum:
-        raise WeightsCorrupt(f"{folder}: manifest checksum mismatch")
-    manifest = json.loads(raw)
-    for f in manifest["files"]:
-        p = folder / f["name"]
-        try:
-            size = p.stat().st_size
-        except OSError:
-            raise WeightsCorrupt(f"{folder}: missing file {f['name']}") from None
-        if size != f["size"]:
-            raise WeightsCorrupt(f"{folder}: {f['name']} has {size} bytes, manifest says {f['size']}")
-        if sha256_file(p) != f["sha256"]:
-            raise WeightsCorrupt(f"{folder}: {f['name']} sha256 mismatch")
-    return manifest
-
-
-def fsync_path(path: Path) -> None:
-    """fsync a file or folder (a folder's fsync makes a rename in it durable)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _message(run_id: str, version: int, step: int, location: str, fmt: str, manifest: bytes) -> WeightsPublished:

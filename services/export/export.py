@@ -2,7 +2,9 @@
 Face folder that any transformers-based tool loads: safetensors weights in the chosen dtype, the
 tokenizer (with its chat template), a generation config whose `eos_token_id` lists the stop ids
 dashrl sampled with (so plain `generate` stops where the run's completions stopped), and a model
-card (README.md, `model_card.py`). LoRA adapters come with dashrl's LoRA support (not yet).
+card (README.md, `model_card.py`). A LoRA run's versions are adapters: the export merges the
+chosen one into the run's starting model (`model.path`), so the folder is a whole model all the
+same, and keeps the adapter itself in `adapter/` (for `PeftModel.from_pretrained(base, out/adapter)`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import argparse
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 from shared.configio import ConfigError, load_config
 from shared.run_folder import resolve_model, version_folder
+from shared.weight_folder import is_adapter
 
 log = logging.getLogger("dashrl.export")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -28,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def source_folder(run_dir: Path, version: int | None) -> tuple[Path, int, str]:
-    """(model folder, policy version, label) of the weights to export."""
+    """(model or adapter folder, policy version, label) of the weights to export."""
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir}: not a run folder (no config.yaml)")
     if version is None:
@@ -36,6 +40,20 @@ def source_folder(run_dir: Path, version: int | None) -> tuple[Path, int, str]:
         return ref.path, ref.version, "final/"
     path = version_folder(run_dir, version)
     return path, version, str(path.relative_to(run_dir))
+
+
+def load_merged(src: Path, base: str, dtype: Any, trust: bool) -> tuple[Any, Path | None]:
+    """(the whole model at `src`, or the adapter at `src` merged into `base`; the adapter folder
+    to ship beside it: `src` itself, or a merged `final/`'s `adapter/`)."""
+    from transformers import AutoModelForCausalLM
+
+    if not is_adapter(src):
+        model = AutoModelForCausalLM.from_pretrained(str(src), dtype=dtype, trust_remote_code=trust)
+        return model, (src / "adapter" if is_adapter(src / "adapter") else None)
+    from peft import PeftModel
+
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, trust_remote_code=trust)
+    return PeftModel.from_pretrained(model, str(src)).merge_and_unload(), src
 
 
 def generation_config(model, tokenizer, stop_ids: tuple[int, ...]):
@@ -54,7 +72,7 @@ def generation_config(model, tokenizer, stop_ids: tuple[int, ...]):
 def export(run_dir: Path, out: Path, version: int | None = None, dtype: str = "auto") -> Path:
     """Write the export of `run_dir` to `out`; returns `out`. Raises ConfigError."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from services.export.model_card import model_card
     from shared.stop_tokens import stop_tokens
@@ -65,8 +83,7 @@ def export(run_dir: Path, out: Path, version: int | None = None, dtype: str = "a
     src, ver, label = source_folder(run_dir, version)
     cfg = load_config(str(run_dir / "config.yaml"))
     trust = cfg.model.trust_remote_code
-    model = AutoModelForCausalLM.from_pretrained(str(src), dtype="auto" if dtype == "auto" else getattr(torch, dtype),
-                                                 trust_remote_code=trust)
+    model, adapter = load_merged(src, cfg.model.path, "auto" if dtype == "auto" else getattr(torch, dtype), trust)
     tokenizer = AutoTokenizer.from_pretrained(str(src), trust_remote_code=trust)
     uses_template = PromptRenderer(tokenizer).uses_chat_template
     stop = stop_tokens(tokenizer, chat_template=uses_template, model_path=src).ids
@@ -75,6 +92,10 @@ def export(run_dir: Path, out: Path, version: int | None = None, dtype: str = "a
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
+    if adapter is not None:  # a LoRA run: its adapter beside the merged weights
+        (tmp / "adapter").mkdir()
+        for name in ("adapter_config.json", "adapter_model.safetensors"):
+            shutil.copy2(adapter / name, tmp / "adapter" / name)
     written = str(next(model.parameters()).dtype).removeprefix("torch.")
     (tmp / "README.md").write_text(model_card(run_dir, version=ver, source=label, dtype=written))
     if out.exists():

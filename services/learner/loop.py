@@ -28,6 +28,7 @@ from services.learner.microbatches import TrainSample, train_samples
 from services.learner.checkpoint import LearnerState, save_checkpoint
 from services.learner.distributed import DistContext, broadcast_bytes
 from services.learner.ledger import Ledger
+from services.learner.lora import save_final_model
 from services.learner.steplog import StepLog
 from services.learner.trainer import StepStats, Trainer
 from shared.algo.loss import GeneratedCounts
@@ -278,8 +279,7 @@ class Learner:
         if finished:
             final, tmp = self.run_dir / "final", self.run_dir / ".tmp-final"
             shutil.rmtree(tmp, ignore_errors=True)
-            self.trainer.model.save_pretrained(tmp, safe_serialization=True)
-            self.tokenizer.save_pretrained(tmp)
+            save_final_model(self.trainer.model, self.tokenizer, tmp)  # LoRA: merged, adapter in adapter/
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
             if self.parts.tracking:

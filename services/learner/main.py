@@ -41,7 +41,7 @@ def _check(cfg: RunConfig, dep: Deployment, resume: bool) -> Path:
     return run_dir
 
 
-def _build(cfg: RunConfig, dep: Deployment, run_dir: Path, resume: bool):
+def build_learner(cfg: RunConfig, dep: Deployment, run_dir: Path, resume: bool):
     import torch
 
     from services.learner import distributed, model as modelmod
@@ -58,8 +58,13 @@ def _build(cfg: RunConfig, dep: Deployment, run_dir: Path, resume: bool):
     if ckpt is not None:
         path, trainer_state, state = load_checkpoint(ckpt, place.device)
         log.info("resuming from %s (step %d)", ckpt, state.step)
-    model, tokenizer = modelmod.load_policy(str(path), cfg.model, place,
+    lora = cfg.model.lora  # a LoRA checkpoint holds the adapter: the base is the starting model
+    model, tokenizer = modelmod.load_policy(cfg.model.path if lora else str(path), cfg.model, place,
                                             gradient_checkpointing=cfg.learner.gradient_checkpointing)
+    if lora is not None:
+        from services.learner.lora import apply_lora
+
+        model = apply_lora(model, lora, adapter=path if ckpt is not None else None)
     ref = modelmod.load_reference(cfg.model.path, cfg.model, place) if cfg.algo.kl_beta > 0 else None
     trainer = Trainer(model, cfg, place, ctx, ref_model=ref, pad_id=modelmod.pad_token_id(tokenizer))
     if trainer_state is not None:
@@ -108,7 +113,7 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     dep = Deployment.from_env()
     run_dir = _check(cfg, dep, args.resume)
-    learner, ctx = _build(cfg, dep, run_dir, args.resume)
+    learner, ctx = build_learner(cfg, dep, run_dir, args.resume)
 
     def on_signal(signum, _frame):
         log.info("learner: %s received; finishing the current step", signal.Signals(signum).name)

@@ -119,7 +119,9 @@ def evaluate(args: argparse.Namespace) -> list[dict]:
     renderer = PromptRenderer(tokenizer, task.system_prompt)
     pool = RewardPool(sets[0].reward, cfg.task.reward_timeout_s, cfg.task.reward_workers,
                       also=tuple(s.reward for s in sets))
-    backend = make_backend(cfg, ref.path)
+    backend = make_backend(cfg, ref.base or ref.path)
+    if ref.base is not None:  # a LoRA version: the base model + the adapter, as the sampler serves it
+        backend.load_weights(ref.path)
     try:
         suite = build_suite(sets, renderer, pool, SamplerLoop.sampling_settings(cfg, renderer),
                             cfg.sampler.max_prompt_tokens, run_dir=None)

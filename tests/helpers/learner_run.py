@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_config(path: Path, *, run_id: str, model: Path, output_dir: Path, learner: dict | None = None,
-                 algo: dict | None = None, streams: dict | None = None) -> Path:
+                 algo: dict | None = None, streams: dict | None = None, lora: dict | None = None) -> Path:
     cfg = {
-        "run_id": run_id, "output_dir": str(output_dir), "model": {"path": str(model)},
+        "run_id": run_id, "output_dir": str(output_dir), "model": {"path": str(model), "lora": lora},
         # temperature 1, no top-k: the distribution the scripted rollouts' log-probs are taken under
         "sampler": {"sampling_batch_prompts": 4, "group_size": 4, "max_new_tokens": 8, "temperature": 1.0,
                     "top_k": -1},
@@ -40,7 +40,8 @@ def learner_cmd(config: Path, *extra: str, nproc: int = 1) -> list[str]:
 
 def start_learner(config: Path, redis_url: str, log_path: Path, *extra: str, nproc: int = 1) -> subprocess.Popen:
     env = {**os.environ, "DASHRL_REDIS_URL": redis_url, "DASHRL_METRICS_PORT": "0", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
+           "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+           "TOKENIZERS_PARALLELISM": "false"}
     log = open(log_path, "ab")
     return subprocess.Popen(learner_cmd(config, *extra, nproc=nproc), cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)

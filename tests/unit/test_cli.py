@@ -49,6 +49,7 @@ def test_table_names_real_functions(name):
     assert _defines(cmd.arguments), cmd.arguments
 
 
+@pytest.mark.process
 def test_top_level_help_imports_no_service():
     mods = imported_by("--help")
     assert "shared.configio" in mods  # the exit-code contract's ConfigError: the import was seen
@@ -61,6 +62,7 @@ def test_top_level_help_imports_no_service():
     ("sampler", "shared.configio", "services.sampler"),
     ("learner", "services.learner.main", "services.learner.loop"),
 ])
+@pytest.mark.process
 def test_subcommand_help_imports_its_arguments_only(name, loaded, not_loaded):
     mods = imported_by(name, "--help")
     assert loaded in mods

@@ -23,6 +23,8 @@ def make_backend(cfg: RunConfig, model_path: str | Path | None = None) -> Genera
             max_model_len=cfg.sampler.max_prompt_tokens + cfg.sampler.max_new_tokens,
             enforce_eager=cfg.sampler.enforce_eager, gpu_memory_utilization=cfg.sampler.gpu_memory_utilization,
             trust_remote_code=cfg.model.trust_remote_code,
+            lora_rank=cfg.model.lora.r if cfg.model.lora else None,
+            lora_serving=cfg.model.lora.vllm_serving if cfg.model.lora else "auto",
         )
     from services.sampler.backends.hf_backend import HFBackend
 

@@ -3,7 +3,8 @@
 Log-probs come from the processed scores of each decoding step (`output_scores=True`: the
 logits after temperature, top-k and top-p, the distribution the token was drawn from), as vLLM's
 `processed_logprobs`; a greedy call's scores are the raw logits.
-Weights are swapped in place from a folder's safetensors files (no new model object).
+Weights are swapped in place from a folder's safetensors files (no new model object); a LoRA
+version (an adapter folder) is merged into the base weights in place (`lora_adapter`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from safetensors import safe_open
 from transformers import AutoModelForCausalLM
 
 from services.sampler.backends.base import Completion, GenerationBackend, IncompatibleWeights, SamplingSettings
+from services.sampler.backends.lora_adapter import merged_deltas, read_adapter
 from shared.precision import served_dtype
 from shared.protocol import FinishReason
+from shared.weight_folder import is_adapter
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,7 @@ class HFBackend(GenerationBackend):
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
         self.pad_id = cfg.pad_token_id if cfg.pad_token_id is not None else min(self.eos_ids, default=0)
         self.max_batch_sequences = max_batch_sequences
+        self._base: dict[str, torch.Tensor] = {}  # float32 base weights under a merged adapter
 
     @torch.inference_mode()
     def generate(self, prompts: list[list[int]], settings: SamplingSettings) -> list[list[Completion]]:
@@ -92,6 +96,8 @@ class HFBackend(GenerationBackend):
 
     @torch.inference_mode()
     def load_weights(self, path: Path) -> None:
+        if is_adapter(path):
+            return self._load_adapter(path)
         # Read and check everything before touching the model: a half-copied policy must never serve.
         params = dict(self.model.named_parameters())
         tensors: dict[str, torch.Tensor] = {}
@@ -107,7 +113,22 @@ class HFBackend(GenerationBackend):
                              f"{unexpected[:3]}, missing {sorted(missing)[:3]})")
         for name, tensor in tensors.items():
             params[name].copy_(tensor.to(params[name].dtype))
+        self._base = {}  # a whole model replaces the base any adapter is merged into
         log.info("transformers backend: loaded weights from %s", path)
+
+    def _load_adapter(self, path: Path) -> None:
+        """Serve base + adapter: each target weight becomes W + scale * B @ A, W from a float32
+        copy of the base weights kept at the first adapter (so versions never accumulate)."""
+        params = dict(self.model.named_parameters())
+        adapter = read_adapter(path, {n: tuple(p.shape) for n, p in params.items()})
+        deltas = merged_deltas(adapter)
+        for name in deltas.keys() - self._base.keys():
+            self._base[name] = params[name].detach().float().cpu().clone()
+        for name, base in self._base.items():  # a weight the new adapter leaves out goes back to W
+            merged = base + deltas[name] if name in deltas else base
+            params[name].copy_(merged.to(params[name].dtype))
+        log.info("transformers backend: merged LoRA adapter %s (rank %d, %d weights)", path, adapter.rank,
+                 len(deltas))
 
     def close(self) -> None:
         self.model = None

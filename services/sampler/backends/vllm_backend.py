@@ -4,7 +4,11 @@ Weights are reloaded in place through the engine (`reload_weights`, then the pre
 reset so no KV computed with the old policy is reused), tied-embedding models included: on vLLM
 CPU a reload leaves a tied output layer's packed GEMM copy stale, so after reloading a tied
 model the backend re-packs it through the worker extension in `vllm_worker.py` (a no-op on GPU,
-where nothing is stale). No engine is ever rebuilt for a new version. Completions end at
+where nothing is stale). No engine is ever rebuilt for a new version. A LoRA version (an
+adapter folder, `model.lora`) is served through vLLM's LoRA support (the engine is built with
+`enable_lora`, each adapter is added to it on load and every call runs under its `LoRARequest`)
+or, with `model.lora.vllm_serving` merge (auto on CPU), merged into a whole folder that is
+reloaded in place (docs/sampler.md, LoRA adapters). Completions end at
 `SamplingSettings.stop` (`stop_token_ids`) besides the generation config's eos ids. Log-probs
 are the engine's `processed_logprobs` (after temperature, top-k and top-p: the distribution each
 token was drawn from, which the learner scores too), with `logprobs=0` (the sampled token). An
@@ -18,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +31,23 @@ import numpy as np
 from services.sampler.backends.base import (
     Completion, GenerationBackend, IncompatibleWeights, SamplingSettings, tensor_shapes,
 )
+from services.sampler.backends.lora_adapter import read_adapter, write_merged
 from services.sampler.backends.vllm_worker import QUALNAME as WORKER_EXTENSION
 from shared.precision import served_dtype
 from shared.protocol import FinishReason
-from shared.weights import tied_embeddings
+from shared.weight_folder import is_adapter, tied_embeddings
 
 log = logging.getLogger(__name__)
 
 FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH, "abort": FinishReason.ABORT}
+
+
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vllm.config.lora.MaxLoRARanks
+
+
+def vllm_lora_rank(r: int) -> int:
+    """The smallest `max_lora_rank` vLLM accepts that holds rank `r`."""
+    return next(k for k in VLLM_LORA_RANKS if k >= r)
 
 
 def _cuda_available() -> bool:
@@ -46,8 +61,13 @@ class VllmBackend(GenerationBackend):
 
     def __init__(self, model_path: str | Path, *, dtype: str = "auto", seed: int = 0, max_model_len: int,
                  enforce_eager: bool = True, gpu_memory_utilization: float = 0.85,
-                 trust_remote_code: bool = False) -> None:
+                 trust_remote_code: bool = False, lora_rank: int | None = None,
+                 lora_serving: str = "auto") -> None:
         self.on_gpu = _cuda_available()
+        self.base_path = Path(model_path)
+        # a LoRA run: adapters through vLLM's LoRA support, or merged into a whole folder (model.lora.vllm_serving)
+        merge = lora_serving == "merge" or (lora_serving == "auto" and not self.on_gpu)
+        self.lora_merge, self.merged_dir = lora_rank is not None and merge, None
         if not self.on_gpu:
             # vLLM CPU keeps a core for itself by default; giving it all cores measured 1.6x here.
             os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
@@ -70,6 +90,9 @@ class VllmBackend(GenerationBackend):
         self.engine_args["worker_extension_cls"] = WORKER_EXTENSION
         if self.on_gpu:
             self.engine_args["gpu_memory_utilization"] = gpu_memory_utilization
+        if lora_rank is not None and not self.lora_merge:  # served as vLLM LoRA adapters on the base
+            self.engine_args.update(enable_lora=True, max_loras=1, max_lora_rank=vllm_lora_rank(lora_rank))
+        self.lora = None  # the LoRARequest every call runs under (None: the loaded weights alone)
         self.shapes = tensor_shapes(model_path)
         self.llm = self._build(model_path)
 
@@ -89,7 +112,8 @@ class VllmBackend(GenerationBackend):
             logprobs=0,  # 0: just the sampled token's log-prob
             stop_token_ids=list(settings.stop.ids),  # merged with the generation config's eos ids
         )
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False,
+                                 lora_request=self.lora)
         return [[self._completion(c, settings) for c in sorted(o.outputs, key=lambda c: c.index)] for o in outs]
 
     @staticmethod
@@ -102,9 +126,14 @@ class VllmBackend(GenerationBackend):
         return Completion(np.asarray(ids, dtype=np.int32), np.asarray(lps, dtype=np.float32), reason)
 
     def load_weights(self, path: Path) -> None:
+        if is_adapter(path):
+            return self._load_adapter(path)
         # Check names and shapes from the headers first: a misfit must leave the engine untouched.
         if tensor_shapes(path) != self.shapes:
             raise IncompatibleWeights(f"{path}: tensor names or shapes differ from the served model")
+        self._reload(path)
+
+    def _reload(self, path: Path) -> None:
         self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(path)})
         if tied_embeddings(path):
             # The reload refreshed embed_tokens but not the tied lm_head's packed copy (vLLM CPU).
@@ -112,7 +141,36 @@ class VllmBackend(GenerationBackend):
         self.llm.reset_prefix_cache()
         log.info("vllm backend: reloaded weights from %s", path)
 
+    def _load_adapter(self, path: Path) -> None:
+        """Serve the base model + this adapter through vLLM's LoRA support: loaded into the engine
+        now (not lazily at the next call), the previous adapter dropped."""
+        from vllm.lora.request import LoRARequest
+
+        if self.lora_merge:  # base + adapter written whole to a private folder, reloaded in place
+            adapter, old = read_adapter(path, self.shapes), self.merged_dir
+            self.merged_dir = write_merged(self.base_path, adapter, Path(tempfile.mkdtemp(prefix="dashrl-merged-")))
+            self._reload(self.merged_dir)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+            return log.info("vllm backend: serving %s merged into the base (rank %d)", path, adapter.rank)
+        if "enable_lora" not in self.engine_args:
+            raise IncompatibleWeights(f"{path}: a LoRA adapter, but the engine was built without LoRA "
+                                      "(model.lora unset)")
+        adapter = read_adapter(path, self.shapes)  # checks names and shapes, nothing changed yet
+        if adapter.rank > self.engine_args["max_lora_rank"]:
+            raise IncompatibleWeights(f"{path}: rank {adapter.rank} > the engine's {self.engine_args['max_lora_rank']}")
+        old, new_id = self.lora, (self.lora.lora_int_id + 1 if self.lora else 1)
+        request = LoRARequest(f"dashrl-{new_id}", new_id, str(path))
+        if old is not None:
+            self.llm.llm_engine.remove_lora(old.lora_int_id)
+        self.llm.llm_engine.add_lora(request)
+        self.lora = request
+        self.llm.reset_prefix_cache()
+        log.info("vllm backend: serving LoRA adapter %s (rank %d)", path, adapter.rank)
+
     def close(self) -> None:
+        if getattr(self, "merged_dir", None) is not None:
+            shutil.rmtree(self.merged_dir, ignore_errors=True)
         llm, self.llm = getattr(self, "llm", None), None
         if llm is not None:
             llm.llm_engine.engine_core.shutdown()

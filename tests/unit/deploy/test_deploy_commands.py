@@ -23,7 +23,7 @@ CONFIG_VARS = set(Deployment.ENV.values())
 IMAGE_RUNTIME_VARS = {"PATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PIP_NO_CACHE_DIR",
                       "PIP_DISABLE_PIP_VERSION_CHECK"}
 # Heavy dependencies the control plane must not import (its image has none of them).
-NOT_IN_CONTROL_IMAGE = {"torch", "transformers", "safetensors", "matplotlib"}
+NOT_IN_CONTROL_IMAGE = {"torch", "transformers", "safetensors", "matplotlib", "peft"}
 
 
 def assert_real_subcommand(argv: list[str], where: str) -> None:
@@ -88,6 +88,7 @@ def test_compose_services_run_the_cli(name, doc):
             assert test[test.index("--alive-file") + 1] == path, where
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
 def test_manifests_run_the_cli(overlay):
     docs = build(overlay)
@@ -113,6 +114,7 @@ def test_manifests_run_the_cli(overlay):
     assert checked >= 3, "control, sampler and learner were not all found"
 
 
+@pytest.mark.process
 def test_control_image_needs_no_heavy_dependency():
     """The control target installs dashrl without its dependencies plus a short list; the control
     plane (app, probe, submit) must import and build its app with the heavy ones unavailable."""

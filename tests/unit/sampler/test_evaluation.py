@@ -17,6 +17,8 @@ from shared.metrics import sampler_metrics
 from shared.protocol import SamplerReport
 from tests.helpers.tiny_model import build_tokenizer
 
+pytestmark = pytest.mark.process  # every test uses the module's reward pool (worker processes)
+
 EXACT = RewardSpec("function", "tests.helpers.sampler_rewards:exact")
 # Per problem answer "a<i>": greedy solves problem 0 only; of 4 samples, problem 0 gets 2 right,
 # problem 1 none, problem 2 all four.
