@@ -101,13 +101,13 @@ def raw_rate(backend, renderer, task, cfg, calls: int, prompts_per_call: int, se
 
 def sampler_rate(r, cfg, backend, workdir: Path, calls: int) -> tuple[float, float]:
     """Completion tokens/s (wall, CPU) of the whole sampler loop, until its last batch is in Redis."""
-    from services.sampler.main import build
+    from services.sampler.parts import build_loop
     from shared.keys import RunKeys
     from shared.metrics import sampler_metrics
 
     r.flushall()
     metrics, reg = sampler_metrics()
-    loop, _ = build(cfg, r, cfg.run_id, metrics, workdir / f"local-{time.time_ns()}", backend=backend)
+    loop = build_loop(cfg, r, cfg.run_id, metrics, workdir / f"local-{time.time_ns()}", backend=backend)
     try:
         # Warm-up call through the whole path (reward workers up, renderer cache), not measured.
         loop.finisher.submit(loop.score_async(loop.generate()))

@@ -15,7 +15,7 @@ import redis
 
 from shared.keys import PAYLOAD_FIELD
 from shared.metrics import StreamMetrics
-from shared.protocol import Message, ProtocolError, decode, encode
+from shared.protocol import ErrorCategory, Message, ProtocolError, decode, encode
 from shared.redis_client import with_retry
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class Broadcast:
         data = fields.get(PAYLOAD_FIELD)
         try:
             if data is None:
-                raise ProtocolError(f"entry has no {PAYLOAD_FIELD!r} field")
+                raise ProtocolError(f"entry has no {PAYLOAD_FIELD!r} field", ErrorCategory.MISSING_FIELD)
             return decode(data, self.expect)
         except ProtocolError as err:
             ms, _, seq = entry_id.partition("-")
@@ -92,21 +92,5 @@ class Broadcast:
             self._reported_upto = key
             log.error("%s: skipping undecodable entry %s: %s", self.stream, entry_id, err)
             if self.metrics is not None:
-                self.metrics.dead_lettered.labels(reason=protocol_error_category(err)).inc()
+                self.metrics.dead_lettered.labels(reason=err.category.value).inc()
             return None
-
-
-def protocol_error_category(err: ProtocolError | str) -> str:
-    """A short metric label for why an entry was refused."""
-    text = str(err)
-    if text.startswith("entry deleted"):
-        return "deleted"
-    if "no b'm' field" in text or "missing payload" in text:
-        return "missing_field"
-    if text.startswith(("not msgpack", "message must be")):
-        return "undecodable"
-    if "schema_version" in text:
-        return "schema_version"
-    if text.startswith(("expected ", "unknown message kind")):
-        return "wrong_kind"
-    return "invalid"

@@ -1,12 +1,15 @@
 """The wire protocol: every message that crosses Redis, typed, versioned and validated.
 
-Owns the message types and their msgpack encoding. Every message is a msgpack map carrying
+Owns the envelope (`encode`, `decode`, `KINDS`, `SCHEMA_VERSION`) and the data-plane messages
+(rollouts, weight announcements); the control-plane ones (run assignment, stop, heartbeats with
+their typed reports) live in `shared.control_messages` and are re-exported here. Every message is a msgpack map carrying
 `kind`, `schema_version` and `run_id`. Token ids and log-probs travel as packed little-endian
 arrays (one contiguous buffer per batch plus per-sample lengths), never as lists of Python
 numbers, so a 256 x 512-token batch encodes in about a millisecond.
 
 `decode()` checks kind, schema version, field types, dtypes, shapes, value ranges and size
-limits, and raises `ProtocolError` (and only that) on anything else. No pickle anywhere.
+limits, and raises `ProtocolError` (and only that) on anything else, its `category`
+(`ErrorCategory`) saying which way the bytes were wrong. No pickle anywhere.
 """
 
 from __future__ import annotations
@@ -18,15 +21,18 @@ from typing import Any, ClassVar, Iterator
 import msgpack
 import numpy as np
 
+from shared.control_messages import Heartbeat, LearnerReport, Report, RunAssignment, SamplerReport, StopRun
+from shared.wire_fields import ErrorCategory, ProtocolError
 from shared.wire_fields import Fields as _Fields
-from shared.wire_fields import ProtocolError
 from shared.wire_fields import pack_array as _pack
 
-__all__ = ["ProtocolError", "FinishReason", "Sample", "RolloutBatch", "WeightsPublished", "RunAssignment",
-           "StopRun", "Heartbeat", "Message", "KINDS", "encode", "decode", "SCHEMA_VERSION"]
+__all__ = ["ProtocolError", "ErrorCategory", "FinishReason", "Sample", "RolloutBatch", "WeightsPublished",
+           "RunAssignment", "StopRun", "Heartbeat", "SamplerReport", "LearnerReport", "Report", "Message",
+           "KINDS", "encode", "decode", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 2
-"""2: FinishReason.TURN_END."""
+SCHEMA_VERSION = 3
+"""2: FinishReason.TURN_END. 3: a heartbeat carries a typed SamplerReport or LearnerReport
+(was a map of numbers under guessed names)."""
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 MAX_SAMPLES = 1 << 16
 MAX_SEQUENCE_TOKENS = 1 << 20
@@ -229,73 +235,6 @@ class WeightsPublished:
         )
 
 
-@dataclass
-class RunAssignment:
-    """Control: a worker should join run `run_id` with this (already validated) config."""
-
-    KIND: ClassVar[str] = "run_assignment"
-    run_id: str
-    config: dict[str, Any]
-    role: str = "any"
-    """sampler, learner, or any."""
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"config": self.config, "role": self.role}
-
-    @classmethod
-    def from_wire(cls, run_id: str, d: "_Fields") -> "RunAssignment":
-        return cls(run_id=run_id, config=d.map("config"), role=d.str("role"))
-
-
-@dataclass
-class StopRun:
-    """Control: stop gracefully (samplers stop, learner finishes its step, checkpoints, exits)."""
-
-    KIND: ClassVar[str] = "stop_run"
-    run_id: str
-    reason: str = ""
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"reason": self.reason}
-
-    @classmethod
-    def from_wire(cls, run_id: str, d: "_Fields") -> "StopRun":
-        return cls(run_id=run_id, reason=d.str("reason"))
-
-
-@dataclass
-class Heartbeat:
-    """Control: a service instance is alive; `info` carries its latest numbers."""
-
-    KIND: ClassVar[str] = "heartbeat"
-    run_id: str
-    service: str
-    instance_id: str
-    state: str
-    sent_at: float
-    info: dict[str, float] = field(default_factory=dict)
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "service": self.service,
-            "instance_id": self.instance_id,
-            "state": self.state,
-            "sent_at": float(self.sent_at),
-            "info": {str(k): float(v) for k, v in self.info.items()},
-        }
-
-    @classmethod
-    def from_wire(cls, run_id: str, d: "_Fields") -> "Heartbeat":
-        return cls(
-            run_id=run_id,
-            service=d.str("service"),
-            instance_id=d.str("instance_id"),
-            state=d.str("state"),
-            sent_at=d.float("sent_at"),
-            info=d.float_map("info"),
-        )
-
-
 Message = RolloutBatch | WeightsPublished | RunAssignment | StopRun | Heartbeat
 KINDS: dict[str, type] = {cls.KIND: cls for cls in (RolloutBatch, WeightsPublished, RunAssignment, StopRun, Heartbeat)}
 
@@ -308,26 +247,28 @@ def encode(msg: Message) -> bytes:
 
 def decode(data: bytes, expect: type | None = None) -> Message:
     """Decode and validate one message; `expect` restricts the kind. Raises ProtocolError only."""
+    undecodable = ErrorCategory.UNDECODABLE
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise ProtocolError(f"message must be bytes, got {type(data).__name__}")
+        raise ProtocolError(f"message must be bytes, got {type(data).__name__}", undecodable)
     if len(data) > MAX_MESSAGE_BYTES:
         raise ProtocolError(f"message of {len(data)} bytes exceeds limit {MAX_MESSAGE_BYTES}")
     try:
         obj = msgpack.unpackb(bytes(data), raw=False, strict_map_key=True, use_list=True)
     except Exception as err:  # msgpack raises many types on garbage; all mean "not a message"
-        raise ProtocolError(f"not msgpack: {type(err).__name__}: {err}") from None
+        raise ProtocolError(f"not msgpack: {type(err).__name__}: {err}", undecodable) from None
     if not isinstance(obj, dict):
-        raise ProtocolError(f"message must be a map, got {type(obj).__name__}")
+        raise ProtocolError(f"message must be a map, got {type(obj).__name__}", undecodable)
     fields = _Fields(obj, "message")
     kind = fields.str("kind")
     cls = KINDS.get(kind)
     if cls is None:
-        raise ProtocolError(f"unknown message kind {kind!r}")
+        raise ProtocolError(f"unknown message kind {kind!r}", ErrorCategory.WRONG_KIND)
     if expect is not None and cls is not expect:
-        raise ProtocolError(f"expected {expect.KIND}, got {kind}")
-    version = fields.int("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ProtocolError(f"{kind}: schema_version {version} not supported (this build speaks {SCHEMA_VERSION})")
+        raise ProtocolError(f"expected {expect.KIND}, got {kind}", ErrorCategory.WRONG_KIND)
+    version = obj.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version != SCHEMA_VERSION:
+        raise ProtocolError(f"{kind}: schema_version {version!r} not supported (this build speaks {SCHEMA_VERSION})",
+                            ErrorCategory.SCHEMA_VERSION)
     run_id = fields.str("run_id")
     body = _Fields({k: v for k, v in obj.items() if k not in ("kind", "schema_version", "run_id")}, kind)
     try:

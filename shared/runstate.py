@@ -15,7 +15,7 @@ from typing import Callable, TypeVar
 import redis
 
 from shared.keys import RunKeys
-from shared.protocol import Heartbeat, ProtocolError, decode, encode
+from shared.protocol import Heartbeat, ProtocolError, Report, decode, encode
 from shared.redis_client import with_retry
 
 T = TypeVar("T")
@@ -32,10 +32,11 @@ class RunState:
             return fn()
         return with_retry(fn, what=f"run state {self.run_id}: {what}", max_wait_s=self.retry_s)
 
-    def heartbeat(self, service: str, instance_id: str, state: str, info: dict[str, float]) -> None:
-        hb = Heartbeat(self.run_id, service, instance_id, state, time.time(), dict(info))
+    def heartbeat(self, instance_id: str, state: str, report: Report) -> None:
+        """Record that `instance_id` (of the service whose report this is) is alive in `state`."""
+        hb = Heartbeat(self.run_id, instance_id, state, time.time(), report)
         payload = encode(hb)
-        self._call(lambda: self.r.hset(self.keys.heartbeats, f"{service}/{instance_id}", payload), "heartbeat")
+        self._call(lambda: self.r.hset(self.keys.heartbeats, f"{hb.service}/{instance_id}", payload), "heartbeat")
 
     def heartbeats(self) -> list[Heartbeat]:
         out = []

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 import redis
 
-from shared.broadcast import protocol_error_category
 from shared.keys import PAYLOAD_FIELD
 from shared.metrics import StreamMetrics
-from shared.protocol import Message, ProtocolError, decode
+from shared.protocol import ErrorCategory, Message, ProtocolError, decode
 from shared.redis_client import with_retry
 from shared.streams_writer import read_backlog
 
@@ -97,9 +96,9 @@ class StreamReader:
         for entry_id, fields, deliveries in raw:
             try:
                 if not fields:  # XADD needs a field, so no fields means the data was deleted
-                    raise ProtocolError("entry deleted before it was acked (trimmed?)")
+                    raise ProtocolError("entry deleted before it was acked (trimmed?)", ErrorCategory.DELETED)
                 if PAYLOAD_FIELD not in fields:
-                    raise ProtocolError(f"missing payload field {PAYLOAD_FIELD!r}")
+                    raise ProtocolError(f"missing payload field {PAYLOAD_FIELD!r}", ErrorCategory.MISSING_FIELD)
                 msg = decode(fields[PAYLOAD_FIELD], self.expect)
             except ProtocolError as err:
                 bad.append((entry_id, fields or {}, err))
@@ -196,7 +195,7 @@ class StreamReader:
     def _dead_letter(self, bad: list[tuple[bytes, dict, ProtocolError]]) -> None:
         records = []
         for entry_id, fields, err in bad:
-            category = protocol_error_category(err)
+            category = err.category.value
             log.error("%s: dead-lettering entry %s (%s): %s", self.stream, entry_id.decode(), category, err)
             record = {b"reason": str(err), b"category": category, b"source": self.stream,
                       b"entry_id": entry_id, b"consumer": self.consumer, b"at": repr(time.time())}

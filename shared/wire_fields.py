@@ -1,19 +1,44 @@
 """Typed, validating access to the fields of a decoded msgpack map, for `shared.protocol`.
 
-Owns the one error type of the wire (`ProtocolError`) and the field getters that raise it naming
-the field: strings, integers, finite numbers, maps, packed little-endian arrays, unknown fields.
+Owns the one error type of the wire (`ProtocolError`, with its `ErrorCategory`) and the field
+getters that raise it naming the field: strings, integers, finite numbers (optional ones too),
+maps, packed little-endian arrays, unknown fields.
 """
 
 from __future__ import annotations
 
 import math
+from enum import Enum
 from typing import Any
 
 import numpy as np
 
 
+class ErrorCategory(str, Enum):
+    """Why bytes were refused; the value is the `reason` label of the dead-letter counters."""
+
+    UNDECODABLE = "undecodable"
+    """Not bytes, not msgpack, or not a msgpack map."""
+    WRONG_KIND = "wrong_kind"
+    """An unknown `kind`, or another kind than the reader expects."""
+    SCHEMA_VERSION = "schema_version"
+    """A `schema_version` this build does not speak (or none)."""
+    INVALID = "invalid"
+    """A message of the right kind and version with a bad field: missing, mistyped, out of
+    range, of the wrong length, unknown; or a message over the size limit."""
+    MISSING_FIELD = "missing_field"
+    """A stream entry without the payload field (`shared.keys.PAYLOAD_FIELD`)."""
+    DELETED = "deleted"
+    """A stream entry whose data was deleted (trimmed) before it was acked."""
+
+
 class ProtocolError(ValueError):
-    """Bytes that are not a valid message of a known kind and schema version."""
+    """Bytes that are not a valid message of a known kind and schema version; `category` says
+    which way (callers branch on it, never on the message text)."""
+
+    def __init__(self, message: str, category: ErrorCategory = ErrorCategory.INVALID) -> None:
+        super().__init__(message)
+        self.category = category
 
 
 def pack_array(arr: np.ndarray, dtype: np.dtype) -> bytes:
@@ -69,6 +94,13 @@ class Fields:
         ):
             raise self._bad(name, "expected at most 256 finite numbers keyed by strings")
         return {k: float(x) for k, x in v.items()}
+
+    def optional_float(self, name: str) -> float | None:
+        """A finite number, or nil (the sender has no value yet)."""
+        return None if self._get(name) is None else self.float(name)
+
+    def optional_int(self, name: str, minimum: int | None = None) -> int | None:
+        return None if self._get(name) is None else self.int(name, minimum)
 
     def array(self, name: str, dtype: np.dtype, length: int | None = None) -> np.ndarray:
         v = self._get(name)

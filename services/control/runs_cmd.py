@@ -1,7 +1,8 @@
 """`dashrl runs` and `dashrl status RUN`: the HTTP API's run list and run view on the command line.
 
 Both GET from a running control plane (`--url`, default as `dashrl submit`), sending
-`Authorization: Bearer $DASHRL_API_TOKEN` when set; `--json` prints the API's answer as is.
+`Authorization: Bearer $DASHRL_API_TOKEN` when set; `--json` prints the API's answer as is,
+else it is read into the API's own models (`RunView`) and printed from their fields.
 Exit codes: 0 shown, 1 the control plane could not be reached or answered an error (404: no
 such run), each as one line on stderr.
 """
@@ -16,6 +17,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from services.control.status import RunView
 from shared.config import Deployment
 
 
@@ -42,8 +44,8 @@ def _f(x: Any, spec: str = ".3f") -> str:
     return "-" if x is None else format(x, spec)
 
 
-def _steps(v: dict) -> str:
-    return f"{v.get('learner_step') or 0}/{v.get('max_steps') or '?'}"
+def _steps(v: RunView) -> str:
+    return f"{v.learner_step or 0}/{v.max_steps or '?'}"
 
 
 def _print_table(columns: list[str], rows: list[list[str]], title: str | None = None) -> None:
@@ -65,9 +67,8 @@ def runs_main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(listing, indent=2))
         return 0
-    rows = [[v["id"], v["state"], _steps(v), _f(v.get("reward_mean")), _f(v.get("eval_accuracy")),
-             _f((v.get("tokens_per_s") or {}).get("sampler"), ".0f"), v.get("stop_reason") or ""]
-            for v in listing["runs"]]
+    rows = [[v.id, v.state, _steps(v), _f(v.reward_mean), _f(v.eval_accuracy), _f(v.tokens_per_s.sampler, ".0f"),
+             v.stop_reason or ""] for v in map(RunView.model_validate, listing["runs"])]
     if not rows:
         print("no runs")
         return 0
@@ -84,23 +85,25 @@ def status_main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(view, indent=2))
         return 0
-    tps = view.get("tokens_per_s") or {}
-    print(f"run {view['id']}: {view['state']}" + (f" ({view['stop_reason']})" if view.get("stop_reason") else ""))
-    print(f"  step {_steps(view)}, policy version {_f(view.get('policy_version'), 'd')}, "
-          f"samples {_f(view.get('samples'), 'd')}")
-    print(f"  reward {_f(view.get('reward_mean'))}, kept {_f(view.get('kept_fraction'))}, "
-          f"staleness {_f(view.get('staleness'), '.2f')}, queue {_f(view.get('queue_depth'), 'd')}")
-    print(f"  tok/s sampler {_f(tps.get('sampler'), '.0f')}, learner {_f(tps.get('learner'), '.0f')}")
-    for name, acc in (view.get("evals") or {}).items():
-        print(f"  eval {name}: {acc:.3f}")
-    if view.get("failure"):
-        fail = view["failure"]
-        print(f"  failed: {fail['service']} (exit {fail.get('exit_code')})\n{fail.get('log_tail', '')}")
-    if view.get("run_dir"):
-        print(f"  folder {view['run_dir']}")
-    services = view.get("services") or []
-    if services:
-        _print_table(["SERVICE", "INSTANCE", "STATE", "AGE S"],
-                     [[s["service"], s["instance_id"], s["state"] + (" (stale)" if s.get("stale") else ""),
-                       _f(s.get("age_s"), ".1f")] for s in services])
+    _print_status(RunView.model_validate(view))
     return 0
+
+
+def _print_status(view: RunView) -> None:
+    tps = view.tokens_per_s
+    print(f"run {view.id}: {view.state}" + (f" ({view.stop_reason})" if view.stop_reason else ""))
+    print(f"  step {_steps(view)}, policy version {_f(view.policy_version, 'd')}, samples {_f(view.samples, 'd')}")
+    print(f"  reward {_f(view.reward_mean)}, kept {_f(view.kept_fraction)}, "
+          f"staleness {_f(view.staleness, '.2f')}, queue {_f(view.queue_depth, 'd')}")
+    print(f"  tok/s sampler {_f(tps.sampler, '.0f')}, learner {_f(tps.learner, '.0f')}")
+    for name, acc in view.evals.items():
+        print(f"  eval {name}: {acc:.3f}")
+    if view.failure:
+        fail = view.failure
+        print(f"  failed: {fail.service} (exit {fail.exit_code})\n{fail.log_tail}")
+    if view.run_dir:
+        print(f"  folder {view.run_dir}")
+    if view.services:
+        _print_table(["SERVICE", "INSTANCE", "STATE", "AGE S"],
+                     [[s.service, s.instance_id, s.state + (" (stale)" if s.stale else ""), _f(s.age_s, ".1f")]
+                      for s in view.services])

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 from statistics import fmean
-from typing import Any
+from typing import Any, Iterable, TypeVar
 
 from pydantic import BaseModel, Field
 
-from shared.protocol import Heartbeat
+from shared.protocol import Heartbeat, LearnerReport, SamplerReport
+
+R = TypeVar("R", SamplerReport, LearnerReport)
 
 TERMINAL = ("stopped", "finished", "failed")
 STALE_HEARTBEAT_S = 30.0
@@ -68,6 +70,8 @@ class ServiceView(BaseModel):
     stale: bool
     """No heartbeat for more than 30 s."""
     info: dict[str, float]
+    """Its heartbeat report's numbers by field name (`SamplerReport`, `LearnerReport`); each
+    named eval as `eval_accuracy:<name>`."""
 
 
 class FailureView(BaseModel):
@@ -120,19 +124,13 @@ def _num(fields: dict[str, str], key: str) -> float | None:
         return None
 
 
-def _infos(heartbeats: list[Heartbeat], service: str) -> list[dict[str, float]]:
-    return [hb.info for hb in heartbeats if hb.service == service]
+def _reports(heartbeats: list[Heartbeat], kind: type[R]) -> list[R]:
+    return [hb.report for hb in heartbeats if isinstance(hb.report, kind)]
 
 
-def _values(infos: list[dict[str, float]], *keys: str) -> list[float]:
-    """The first of `keys` present in each info (services may name a number slightly apart)."""
-    out = []
-    for info in infos:
-        for key in keys:
-            if key in info:
-                out.append(info[key])
-                break
-    return out
+def _known(values: Iterable[float | None]) -> list[float]:
+    """The values the services have a number for."""
+    return [v for v in values if v is not None]
 
 
 def _agg(values: list[float], how: str) -> float | None:
@@ -148,10 +146,8 @@ def _as_int(x: float | None) -> int | None:
 def summarize(run_id: str, state: str, fields: dict[str, str], heartbeats: list[Heartbeat],
               queue_depth: int | None, now: float) -> RunView:
     """The API view of one run: flags from its state hash, numbers from its heartbeats."""
-    learner, sampler = _infos(heartbeats, "learner"), _infos(heartbeats, "sampler")
-    version = _agg(_values(learner, "policy_version"), "max")
-    if version is None:
-        version = _agg(_values(sampler, "policy_version"), "max")
+    learner, sampler = _reports(heartbeats, LearnerReport), _reports(heartbeats, SamplerReport)
+    version = _agg([r.policy_version for r in learner] or [r.policy_version for r in sampler], "max")
     failure = None
     if fields.get("failed_service"):
         code = _num(fields, "exit_code")
@@ -165,16 +161,16 @@ def summarize(run_id: str, state: str, fields: dict[str, str], heartbeats: list[
         started_at=_num(fields, "started_at"),
         ended_at=_num(fields, "ended_at"),
         policy_version=_as_int(version),
-        learner_step=_as_int(_agg(_values(learner, "step"), "max")),
+        learner_step=_as_int(_agg([r.step for r in learner], "max")),
         max_steps=config.get("learner", {}).get("max_steps"),
-        samples=_as_int(_agg(_values(learner, "samples", "samples_total"), "max")
-                        or _agg(_values(sampler, "samples", "samples_total"), "sum")),
-        tokens_per_s=TokensPerSecond(sampler=_agg(_values(sampler, "tokens_per_s"), "sum"),
-                                     learner=_agg(_values(learner, "tokens_per_s"), "sum")),
-        reward_mean=_agg(_values(sampler, "reward_mean") or _values(learner, "reward_mean"), "mean"),
-        eval_accuracy=_agg(_values(sampler, "eval_accuracy") or _values(learner, "eval_accuracy"), "max"),
+        samples=_as_int(_agg([r.samples for r in learner], "max") or _agg([r.samples for r in sampler], "sum")),
+        tokens_per_s=TokensPerSecond(sampler=_agg(_known(r.tokens_per_s for r in sampler), "sum"),
+                                     learner=_agg(_known(r.tokens_per_s for r in learner), "sum")),
+        reward_mean=_agg(_known(r.reward_mean for r in sampler) or _known(r.reward_mean for r in learner), "mean"),
+        eval_accuracy=_agg(_known(r.eval_accuracy for r in sampler), "max"),
         evals=_evals(sampler),
-        kept_fraction=_agg(_values(sampler, "kept_fraction") or _values(learner, "kept_fraction"), "mean"),
+        kept_fraction=_agg(_known(r.kept_fraction for r in sampler) or _known(r.kept_fraction for r in learner),
+                           "mean"),
         staleness=_staleness(learner, sampler),
         queue_depth=queue_depth,
         stop_reason=fields.get("stop_reason") or None,
@@ -185,24 +181,22 @@ def summarize(run_id: str, state: str, fields: dict[str, str], heartbeats: list[
     )
 
 
-def _evals(sampler: list[dict[str, float]]) -> dict[str, float]:
-    """`eval_accuracy:<name>` heartbeat numbers by eval name (only shard 0 evaluates)."""
+def _evals(sampler: list[SamplerReport]) -> dict[str, float]:
+    """Each named eval's accuracy (only shard 0 evaluates; the best if several report one)."""
     out: dict[str, float] = {}
-    for info in sampler:
-        for key, value in info.items():
-            if key.startswith(EVAL_PREFIX):
-                name = key[len(EVAL_PREFIX):]
-                out[name] = max(value, out.get(name, value))
+    for report in sampler:
+        for name, value in report.evals.items():
+            out[name] = max(value, out.get(name, value))
     return out
 
 
-def _staleness(learner: list[dict[str, float]], sampler: list[dict[str, float]]) -> float | None:
+def _staleness(learner: list[LearnerReport], sampler: list[SamplerReport]) -> float | None:
     """What the learner reports; else how many versions the oldest sampler lags the learner."""
-    reported = _agg(_values(learner, "staleness", "staleness_mean"), "mean")
+    reported = _agg(_known(r.staleness for r in learner), "mean")
     if reported is not None:
         return reported
-    newest = _agg(_values(learner, "policy_version"), "max")
-    oldest = min(_values(sampler, "policy_version"), default=None)
+    newest = _agg([r.policy_version for r in learner], "max")
+    oldest = min((r.policy_version for r in sampler), default=None)
     if newest is None or oldest is None:
         return None
     return max(0.0, newest - oldest)
@@ -212,11 +206,11 @@ def _service_view(hb: Heartbeat, now: float) -> ServiceView:
     age = max(0.0, now - hb.sent_at)
     return ServiceView(service=hb.service, instance_id=hb.instance_id, state=hb.state,
                        last_heartbeat=hb.sent_at, age_s=round(age, 3), stale=age > STALE_HEARTBEAT_S,
-                       info=hb.info)
+                       info=hb.report.numbers())
 
 
 EVAL_PREFIX = "eval_accuracy:"
-"""Heartbeat and series keys of the named evals: `eval_accuracy:<name>`."""
+"""Series keys of the named evals: `eval_accuracy:<name>`."""
 SERIES_FIELDS = ("policy_version", "learner_step", "reward_mean", "eval_accuracy", "kept_fraction",
                  "staleness", "queue_depth", "sampler_tokens_per_s", "learner_tokens_per_s")
 

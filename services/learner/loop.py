@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,7 +33,18 @@ from services.learner.steplog import StepLog
 from services.learner.trainer import StepStats, Trainer
 from shared.algo.loss import GeneratedCounts
 from shared.config import RunConfig
-from shared.protocol import RolloutBatch, Sample, decode, encode
+from shared.heartbeat import HeartbeatSender
+from shared.protocol import LearnerReport, RolloutBatch, Sample, decode, encode
+
+if TYPE_CHECKING:  # the types of `Parts` (only rank 0 builds them: see main._rank0_parts)
+    import redis
+
+    from shared.broadcast import Broadcast
+    from shared.metrics import LearnerMetrics
+    from shared.runstate import RunState
+    from shared.streams import StreamReader
+    from shared.tracking import Tracking
+    from shared.weights import WeightStore
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 2.0
@@ -59,14 +69,17 @@ class Gathered:
 class Parts:
     """What rank 0 talks to; None on other ranks."""
 
-    reader: Any  # shared.streams.StreamReader
-    store: Any  # shared.weights.WeightStore
-    announce: Any  # shared.broadcast.Broadcast on RunKeys.weights
-    runstate: Any  # shared.runstate.RunState
-    r: Any  # redis.Redis
+    reader: StreamReader
+    """The rollout stream's consumer group."""
+    store: WeightStore
+    announce: Broadcast
+    """`RunKeys.weights`: where a published version is announced."""
+    runstate: RunState
+    r: redis.Redis
     trained_key: str
-    metrics: Any = None  # shared.metrics.LearnerMetrics
-    tracking: Any = None  # shared.tracking.Tracking
+    """`RunKeys.trained`: the batch ids of committed steps."""
+    metrics: LearnerMetrics | None = None
+    tracking: Tracking | None = None
 
 
 class Learner:
@@ -79,11 +92,9 @@ class Learner:
                                parts.tracking if parts else None)
         self.signalled = False
         self.stop_requested = False
-        self._last_beat = 0.0
-        self._status = "starting"
-        self._beating = threading.Event()
-        self._beater: threading.Thread | None = None
-        self._last_stats: dict[str, float] = {}
+        # rank 0 beats from a thread too, so a long step never looks like a dead learner
+        self.heartbeat = HeartbeatSender(parts.runstate, instance_id, self.report, HEARTBEAT_S) if parts else None
+        self._step_report = LearnerReport()  # the numbers of the latest step
         self._skips: dict[str, list[str]] = {}  # reason -> batch ids skipped since the last step line
         self._committed_step = state.step
         self._samples_total = 0
@@ -92,9 +103,8 @@ class Learner:
     def run(self) -> bool:
         """Train until max_steps or a stop; returns True when the run is finished (not merely
         interrupted by a signal, after which a restarted learner resumes)."""
-        if self.ctx.is_main:  # beats from a thread too, so a long step never looks like a dead learner
-            self._beater = threading.Thread(target=self._beat_loop, name="learner-heartbeat", daemon=True)
-            self._beater.start()
+        if self.heartbeat is not None:
+            self.heartbeat.start()
         try:
             while self.state.step < self.cfg.learner.max_steps:
                 gathered = self._gather() if self.ctx.is_main else None
@@ -103,7 +113,7 @@ class Learner:
                     break
                 samples, generated = shared
                 step = self.state.step + 1
-                self._status = "training"
+                self._set_status("training")
                 stats = self.trainer.train_step(samples, step, generated)
                 self.state.step = self.state.policy_version = step
                 if self.ctx.is_main:
@@ -112,8 +122,11 @@ class Learner:
             if self.ctx.is_main:
                 self._finish(finished)
             return finished
+        except BaseException:
+            if self.heartbeat is not None:  # the one failure path: the last heartbeat says so
+                self.heartbeat.stop("failed")
+            raise
         finally:
-            self._beating.set()
             if self.parts is not None and self.parts.tracking:
                 self.parts.tracking.close()  # bounded by each tracker's close_timeout_s
 
@@ -149,7 +162,7 @@ class Learner:
         while len(g.samples) < lc.train_batch_size:
             if self._should_stop():
                 return None  # gathered entries stay unacked: redelivered to the resumed learner
-            self._heartbeat("waiting" if not g.samples else "gathering")
+            self._set_status("waiting" if not g.samples else "gathering")
             deliveries = p.reader.read(1)
             if deliveries:
                 self._take(deliveries[0], g)
@@ -226,15 +239,14 @@ class Learner:
         self._skips = {}
         self.steplog.write(record)
         self._samples_total += stats.samples
-        self._last_stats = {k: float(record[k]) for k in ("loss", "grad_norm", "tokens_per_s", "adv_abs_mean")}
-        self._last_stats.update(samples_total=self._samples_total, staleness_mean=float(np.mean(g.staleness)))
-        for key in ("kept_fraction", "reward_mean"):
-            if record[key] is not None:
-                self._last_stats[key] = record[key]
+        self._step_report = LearnerReport(
+            samples=self._samples_total, loss=stats.loss, grad_norm=stats.grad_norm, tokens_per_s=record["tokens_per_s"],
+            adv_abs_mean=stats.adv_abs_mean, staleness=float(np.mean(g.staleness)),
+            kept_fraction=record["kept_fraction"], reward_mean=record["reward_mean"])
         threshold = max(1, self.cfg.streams.max_backlog // 2)
         if self.state.step % self.cfg.learner.checkpoint_every == 0 or self.ledger.in_flight() >= threshold:
             self._commit()
-        self._heartbeat("waiting", force=True)
+        self.heartbeat.beat("waiting")  # the new step's numbers at once
 
     def _publish(self) -> float:
         t0 = time.perf_counter()
@@ -273,24 +285,15 @@ class Learner:
             if self.parts.tracking:
                 self.parts.tracking.artifact(final)
             self.parts.runstate.mark_learner_done()
-        self._beating.set()
-        if self._beater is not None:
-            self._beater.join(10)  # so no older status can land after the last one
-        self._heartbeat("finished" if finished else "stopped", force=True)
+        self.heartbeat.stop("finished" if finished else "stopped")
         log.info("learner %s at step %d", "finished" if finished else "stopped", self.state.step)
 
-    def _heartbeat(self, status: str, force: bool = False) -> None:
-        self._status = status
-        now = time.monotonic()
-        if not force and now - self._last_beat < HEARTBEAT_S:
-            return
-        self._last_beat = now
-        info = {"policy_version": self.state.policy_version, "step": self.state.step, **self._last_stats}
-        self.parts.runstate.heartbeat("learner", self.instance_id, status, info)
+    # ---- rank 0: heartbeat ----------------------------------------------------------------
+    def report(self) -> LearnerReport:
+        """What the learner's heartbeat reports now."""
+        return replace(self._step_report, policy_version=self.state.policy_version, step=self.state.step)
 
-    def _beat_loop(self) -> None:
-        while not self._beating.wait(HEARTBEAT_S):
-            try:
-                self._heartbeat(self._status)
-            except Exception as err:  # Redis away: the main loop's own calls retry and count it
-                log.warning("heartbeat failed: %s", err)
+    def _set_status(self, status: str) -> None:
+        """The state the next heartbeat reports (rank 0; other ranks send none)."""
+        if self.heartbeat is not None:
+            self.heartbeat.state = status

@@ -128,10 +128,7 @@ def main(args: argparse.Namespace) -> int:
         log.info("learner: %s at step %d", "finished" if finished else "stopped by signal", learner.state.step)
         return 0
     except Exception:
-        log.exception("learner: failed")
-        if learner.parts is not None:
-            learner.parts.runstate.heartbeat("learner", learner.instance_id, "failed",
-                                             {"step": learner.state.step})
+        log.exception("learner: failed")  # its last heartbeat already says `failed` (Learner.run)
         return 1
     finally:
         shutdown(ctx)

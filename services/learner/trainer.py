@@ -27,6 +27,7 @@ from services.learner.packing import PackedMicroBatch, collate_packed, packed_mi
 from services.learner.prompt_sharing import (MASK_IMPLEMENTATIONS, SharedMicroBatch, attention_weight,
                                              collate_shared, gather_predicting_logits, pack_shared, shared_rows)
 from services.learner.scoring import OutputHead, completion_logprobs
+from services.learner.update_totals import UpdateTotals
 from shared.algo.logprobs import SamplingDistribution, token_logprobs
 from shared.algo.loss import BatchTotals, GeneratedCounts, policy_loss
 from shared.algo.mismatch import MismatchSums, mismatch_sums, summary
@@ -100,24 +101,23 @@ class Trainer:
         stats = StepStats(samples=len(samples), tokens=sum(s.length for s in samples))
         stats.adv_abs_mean = sum(abs(s.advantage) for s in samples) / max(1, len(samples))
         groups = update_groups(len(samples), algo.ppo, algo.ppo_epochs, seed=self.cfg.seed * 1_000_003 + step)
-        sums = [0.0] * 7  # loss, policy_loss, kl, clipped tokens, ratio sum, completion tokens, truncated
+        sums = UpdateTotals()
         for u, idx in enumerate(groups):
-            part = self._update([samples[i] for i in idx], stats, measure=u == 0,
-                                generated=generated, share=len(idx) / len(samples))
-            sums = [a + b for a, b in zip(sums, part)]
+            sums += self._update([samples[i] for i in idx], stats, measure=u == 0,
+                                 generated=generated, share=len(idx) / len(samples))
         n = len(groups)
-        stats.loss, stats.policy_loss, stats.kl = sums[0] / n, sums[1] / n, sums[2] / n
-        stats.clip_fraction = sums[3] / max(1.0, sums[5])
-        stats.ratio_mean = sums[4] / max(1.0, sums[5])
-        stats.truncated_fraction = sums[6] / max(1.0, sums[5])
-        stats.completion_tokens = int(sums[5] / n)
+        stats.loss, stats.policy_loss, stats.kl = sums.loss / n, sums.policy_loss / n, sums.kl / n
+        stats.clip_fraction = sums.fraction(sums.clipped_tokens)
+        stats.ratio_mean = sums.fraction(sums.ratio_sum)
+        stats.truncated_fraction = sums.fraction(sums.truncated_tokens)
+        stats.completion_tokens = int(sums.completion_tokens / n)
         stats.updates = n
         return stats
 
     def _update(self, samples: list[TrainSample], stats: StepStats, measure: bool = False,
-                generated: GeneratedCounts | None = None, share: float = 1.0) -> list[float]:
-        """One optimizer update; returns [loss, pg, kl, clipped, ratio_sum, tokens, truncated] summed
-        over ranks. `measure`: record the sampler/learner mismatch of these samples in `stats`."""
+                generated: GeneratedCounts | None = None, share: float = 1.0) -> UpdateTotals:
+        """One optimizer update; returns its totals summed over ranks. `measure`: record the
+        sampler/learner mismatch of these samples in `stats`."""
         lc = self.cfg.learner
         t0 = time.perf_counter()
         lens = [len(s.completion_ids) for s in samples]
@@ -125,15 +125,13 @@ class Trainer:
         if generated is not None:
             totals = totals.over_generated(generated, share)
         self.optimizer.zero_grad(set_to_none=True)
-        local = [0.0] * 7
+        local = UpdateTotals()
         tokens = 0
         mismatch = MismatchSums() if measure else None
         for mb in self._micro_batches(samples):
             out = self._forward_backward(mb, totals, mismatch)
             tokens += mb.num_tokens
-            local = [a + float(b) for a, b in zip(local, (out.loss.detach(), out.policy_loss, out.kl,
-                                                          out.clipped_tokens, out.ratio_sum, out.tokens,
-                                                          out.truncated_tokens))]
+            local += UpdateTotals.of(out)
         t1 = time.perf_counter()
         allreduce_grads(self.ctx, self.params)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, lc.max_grad_norm)
@@ -141,14 +139,14 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.updates += 1
-        summed = allreduce_sum(self.ctx, local + [float(tokens)], self.place.device)
+        summed = allreduce_sum(self.ctx, local.as_list() + [float(tokens)], self.place.device)
         stats.grad_norm = float(grad_norm)
-        stats.tokens_processed += int(summed[7])
+        stats.tokens_processed += int(summed[-1])
         if mismatch is not None:
             stats.mismatch = self._reduce_mismatch(mismatch)
         stats.seconds["forward_backward"] += t1 - t0
         stats.seconds["optimizer"] += time.perf_counter() - t1
-        return summed[:7]
+        return UpdateTotals.from_list(summed)
 
     def _reduce_mismatch(self, m: MismatchSums) -> dict[str, float]:
         """Sums over ranks; max over ranks; the p99 is over this rank's tokens."""

@@ -4,7 +4,7 @@ heartbeat and as one line per eval of the run's `eval.jsonl`.
 
 A problem counts as solved when its verifier gives the full reward (1.0). Only shard 0 of a
 multi-sampler run evaluates, so each version is scored once. The first eval is the headline:
-its accuracy is the heartbeat's `eval_accuracy` (the progress line, the run summary).
+its accuracy is the heartbeat report's `eval_accuracy` (the progress line, the run summary).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from services.sampler.eval_sets import EvalSet
 from services.sampler.rewards import RewardPool
 from shared.tasks import PromptRenderer
 from shared.metrics import SamplerMetrics
-from shared.tracking import numeric
+from shared.protocol import SamplerReport
+from shared.tracking import Tracking, numeric
 
 log = logging.getLogger(__name__)
 SOLVED = 1.0 - 1e-6
@@ -111,9 +112,8 @@ class EvalSuite:
     """Every eval of the run, scored in config order at one policy version."""
 
     def __init__(self, evaluators: list[Evaluator], run_dir: Path | None,
-                 metrics: SamplerMetrics | None = None) -> None:
-        self.evaluators, self.run_dir, self.metrics = evaluators, run_dir, metrics
-        self.tracking = None  # set by main: shared.tracking.Tracking
+                 metrics: SamplerMetrics | None = None, tracking: Tracking | None = None) -> None:
+        self.evaluators, self.run_dir, self.metrics, self.tracking = evaluators, run_dir, metrics, tracking
 
     def run(self, backend: GenerationBackend, version: int) -> list[EvalResult]:
         results = [r for r in (e.run(backend, version) for e in self.evaluators) if r is not None]
@@ -141,21 +141,19 @@ class EvalSuite:
             self.tracking.log(figures, res.version, "eval/policy_version")
 
 
-def heartbeat_info(results: list[EvalResult]) -> dict[str, float]:
-    """The heartbeat's eval numbers: the headline (first eval) as `eval_accuracy` (and
-    `eval_accuracy_sampled`), and each eval's accuracy as `eval_accuracy:<name>`."""
+def with_evals(report: SamplerReport, results: list[EvalResult]) -> SamplerReport:
+    """`report` with the latest evals: the headline (first eval) as `eval_accuracy` (and
+    `eval_accuracy_sampled`, `eval_version`), and each eval's accuracy in `evals` by name."""
     if not results:
-        return {}
+        return report
     head = results[0]
-    out = {"eval_accuracy": head.accuracy, "eval_version": float(head.version)}
-    if head.sampled_accuracy is not None:
-        out["eval_accuracy_sampled"] = head.sampled_accuracy
-    out.update({f"eval_accuracy:{r.name}": r.accuracy for r in results})
-    return out
+    return replace(report, eval_accuracy=head.accuracy, eval_accuracy_sampled=head.sampled_accuracy,
+                   eval_version=head.version, evals={r.name: r.accuracy for r in results})
 
 
 def build_suite(sets: list[EvalSet], renderer: PromptRenderer, pool: RewardPool, settings: SamplingSettings,
-                max_prompt_tokens: int, run_dir: Path | None, metrics: SamplerMetrics | None = None) -> EvalSuite:
+                max_prompt_tokens: int, run_dir: Path | None, metrics: SamplerMetrics | None = None,
+                tracking: Tracking | None = None) -> EvalSuite:
     """An Evaluator per eval; evals with their own system prompt get their own renderer."""
     renderers = {renderer.system_prompt: renderer}
     evaluators = []
@@ -163,7 +161,7 @@ def build_suite(sets: list[EvalSet], renderer: PromptRenderer, pool: RewardPool,
         if s.system_prompt not in renderers:
             renderers[s.system_prompt] = PromptRenderer(renderer.tokenizer, s.system_prompt)
         evaluators.append(Evaluator(s, renderers[s.system_prompt], pool, settings, max_prompt_tokens))
-    return EvalSuite(evaluators, run_dir, metrics)
+    return EvalSuite(evaluators, run_dir, metrics, tracking)
 
 
 def due(version: int, last_evaluated: int | None, every: int) -> bool:

@@ -15,14 +15,13 @@ Preemptive sampling: each call generates M prompts x G completions at once (`sam
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from contextlib import nullcontext
-from typing import Any, Callable
+from typing import Callable
 
 from services.sampler.backends import GenerationBackend, SamplingSettings
 from services.sampler.rollout_assembly import Generated
-from services.sampler.evaluation import EvalSuite, due, heartbeat_info
+from services.sampler.evaluation import EvalResult, EvalSuite, due, with_evals
 from services.sampler.finisher import BatchFinisher, Pending
 from services.sampler.rewards import RewardPool
 from services.sampler.tasks import PromptOrder
@@ -32,7 +31,8 @@ from shared.config import RunConfig
 from shared.metrics import SamplerMetrics
 from shared.stop_tokens import StopTokens, stop_tokens
 from shared.tasks import PromptRenderer, TaskSet
-from shared.tracking import numeric
+from shared.protocol import SamplerReport
+from shared.tracking import Tracking, numeric
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +46,21 @@ def sync_share(need: int, num_shards: int, shard_index: int) -> int:
 class SamplerLoop:
     def __init__(self, cfg: RunConfig, *, backend: GenerationBackend, renderer: PromptRenderer, task: TaskSet,
                  pool: RewardPool, follower: WeightsFollower, finisher: BatchFinisher,
-                 evaluator: EvalSuite | None = None, metrics: SamplerMetrics | None = None) -> None:
+                 evaluator: EvalSuite | None = None, metrics: SamplerMetrics | None = None,
+                 watchdog: Watchdog | None = None, tracking: Tracking | None = None) -> None:
+        """`watchdog` bounds each generation call by `sampler.generate_timeout_s`; `tracking`
+        (the experiment trackers) is fed once per call."""
         s = cfg.sampler
         self.cfg, self.backend, self.renderer, self.task = cfg, backend, renderer, task
         self.pool, self.follower, self.finisher = pool, follower, finisher
-        self.evaluator, self.metrics = evaluator, metrics
+        self.evaluator, self.metrics, self.watchdog, self.tracking = evaluator, metrics, watchdog, tracking
         self.order = PromptOrder(len(task.train), cfg.seed, s.num_shards, s.shard_index)
         self.settings = self.sampling_settings(cfg, renderer)
         self.calls = 0
         self.prompts_issued = 0
         self.last_eval_version: int | None = None
-        self.eval_info: dict[str, float] = {}
-        self.gen_info: dict[str, float] = {}
-        self.watchdog: Watchdog | None = None
-        """Set by main: bounds each generation call by `sampler.generate_timeout_s`."""
-        self.tracking: Any = None
-        """Set by main: the experiment trackers (`shared.tracking.Tracking`), fed once per call."""
+        self.eval_results: list[EvalResult] = []
+        self.tokens_per_s: float | None = None
 
     @staticmethod
     def sampling_settings(cfg: RunConfig, renderer: PromptRenderer | None = None) -> SamplingSettings:
@@ -100,11 +99,11 @@ class SamplerLoop:
 
     def _record_generation(self, gen: Generated) -> None:
         tokens = gen.num_tokens
-        self.gen_info = {"tokens_per_s": tokens / gen.generate_s if gen.generate_s > 0 else 0.0}
+        self.tokens_per_s = tokens / gen.generate_s if gen.generate_s > 0 else 0.0
         if self.metrics:
             self.metrics.tokens.inc(tokens)
             self.metrics.generate_seconds.observe(gen.generate_s)
-            self.metrics.tokens_per_s.set(self.gen_info["tokens_per_s"])
+            self.metrics.tokens_per_s.set(self.tokens_per_s)
 
     def score_async(self, gen: Generated) -> Pending:
         """Decode the completions and send them to the reward pool (returns at once)."""
@@ -121,7 +120,7 @@ class SamplerLoop:
         results = self.evaluator.run(self.backend, v)
         self.last_eval_version = v
         if results:
-            self.eval_info = heartbeat_info(results)
+            self.eval_results = results
 
     def step(self, should_stop: Callable[[], bool]) -> None:
         """One iteration: swap if a newer version is out, maybe eval, generate, hand off."""
@@ -133,7 +132,7 @@ class SamplerLoop:
             return
         self.finisher.submit(self.score_async(gen))
         if self.tracking:  # generation and reward figures (rewards: the latest scored batch)
-            figures = {k: v for k, v in self.info().items() if not k.startswith("eval")}
+            figures = {k: v for k, v in self.report().numbers().items() if not k.startswith("eval")}
             self.tracking.log(numeric(figures, "sampler/"), self.calls, "sampler/call")
         if self.cfg.sampler.mode == "sync":
             self.finisher.flush()
@@ -154,46 +153,14 @@ class SamplerLoop:
         self.pool.close()
         self.backend.close()
 
-    def info(self) -> dict[str, float]:
-        """The numbers a heartbeat carries."""
-        out = {"policy_version": float(self.follower.version), "calls": float(self.calls)}
-        out.update(self.gen_info)
-        out.update({k: float(v) for k, v in self.finisher.totals.items()})
-        stats = self.finisher.latest_stats
-        for key in ("reward_mean", "kept_fraction", "completion_len_mean", "truncated_fraction"):
-            if key in stats:
-                out[key] = stats[key]
-        if self.follower.last_sync_s is not None:
-            out["weight_sync_s"] = self.follower.last_sync_s
-        out.update(self.eval_info)
-        return out
+    def report(self) -> SamplerReport:
+        """What this sampler's heartbeat reports now."""
+        totals, stats = self.finisher.totals, self.finisher.latest_stats
+        report = SamplerReport(
+            policy_version=self.follower.version, calls=self.calls, samples=totals["samples"],
+            samples_kept=totals["samples_kept"], batches=totals["batches"], tokens_per_s=self.tokens_per_s,
+            reward_mean=stats.get("reward_mean"), kept_fraction=stats.get("kept_fraction"),
+            completion_len_mean=stats.get("completion_len_mean"), truncated_fraction=stats.get("truncated_fraction"),
+            weight_sync_s=self.follower.last_sync_s, stalled=self.watchdog.overran if self.watchdog else {})
+        return with_evals(report, self.eval_results)
 
-
-class Heartbeater:
-    """Sends `RunState.heartbeat` every `interval_s` from a thread (generation calls can be long)."""
-
-    def __init__(self, send: Callable[[str, dict[str, float]], Any], info: Callable[[], dict[str, float]],
-                 interval_s: float = 5.0) -> None:
-        self.send, self.info, self.interval_s = send, info, interval_s
-        self.state = "starting"
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
-
-    def start(self) -> "Heartbeater":
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self.send(self.state, self.info())
-            except Exception:  # a missed heartbeat is logged, never fatal (Redis retries live below)
-                log.exception("sampler: heartbeat failed")
-            if self._stop.wait(self.interval_s):
-                return
-
-    def stop(self, final_state: str) -> None:
-        self.state = final_state
-        self._stop.set()
-        self._thread.join()
-        self.send(final_state, self.info())

@@ -26,7 +26,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 
@@ -38,11 +38,15 @@ log = logging.getLogger(__name__)
 RewardFn = Callable[[str, str, dict], float]
 
 
+RewardKind = Literal["reasoning_gym", "math", "function"]
+"""A reasoning-gym dataset's own scorer, the math verifier, or a config-named function."""
+
+
 @dataclass(frozen=True)
 class RewardSpec:
     """Which verifier to run; small and picklable so worker processes can rebuild it."""
 
-    kind: str  # "reasoning_gym" | "math" | "function"
+    kind: RewardKind
     target: str = ""  # dataset name, or "module:function"
     params: tuple[tuple[str, Any], ...] = ()  # reasoning-gym generator params
 

@@ -27,6 +27,8 @@ class Watchdog:
         self.bounds_s, self.on_stall, self.exit_fn = bounds_s, on_stall, exit_fn
         self.check_every_s = min(1.0, min(bounds_s.values()) / 2)  # overruns are seen within half a bound
         self._call: tuple[str, float] | None = None
+        self.overran: dict[str, float] = {}
+        """Set once a call overran its bound: that call -> the seconds it had run (for the report)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
         self._thread.start()
@@ -50,6 +52,7 @@ class Watchdog:
                 log.critical("sampler: %s call running for %.1fs, over its %gs bound (engine hung?); exiting "
                              "with status %d so that the supervisor restarts this sampler",
                              call, ran, self.bounds_s[call], EXIT_STALLED)
+                self.overran = {call: ran}
                 try:
                     if self.on_stall is not None:
                         self.on_stall(call, ran)  # e.g. a "failed" heartbeat with the reason

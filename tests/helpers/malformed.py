@@ -9,7 +9,7 @@ from typing import Callable
 import msgpack
 import numpy as np
 
-from shared.protocol import SCHEMA_VERSION, RolloutBatch, encode
+from shared.protocol import SCHEMA_VERSION, ErrorCategory, RolloutBatch, encode
 
 
 def _body(batch: RolloutBatch) -> dict:
@@ -65,15 +65,17 @@ def _missing_field(rng: random.Random, good: RolloutBatch) -> bytes:
     return _pack(body)
 
 
-# kind -> (payload builder, a regex its dead-letter reason must match)
-KINDS: dict[str, tuple[Callable[[random.Random, RolloutBatch], bytes], str]] = {
-    "random_bytes": (_random_bytes, ""),  # random bytes may even decode to a number or a map
-    "wrong_schema": (_wrong_schema, "schema_version"),
-    "wrong_shape": (_wrong_shape, r"expected \d+ items|not a whole number"),
-    "nan_reward": (_nan_reward, "NaN or infinity"),
-    "absurd_length": (_absurd_length, "lengths must lie in"),
-    "wrong_kind": (_wrong_kind, "message kind|expected rollout_batch, got"),
-    "missing_field": (_missing_field, r"\.\w+: missing"),
+# kind -> (payload builder, a regex its dead-letter reason must match, the ProtocolError
+# categories it may be refused with)
+KINDS: dict[str, tuple[Callable[[random.Random, RolloutBatch], bytes], str, set[ErrorCategory]]] = {
+    # random bytes may even decode to a number (undecodable) or a map (without a kind: invalid)
+    "random_bytes": (_random_bytes, "", {ErrorCategory.UNDECODABLE, ErrorCategory.INVALID}),
+    "wrong_schema": (_wrong_schema, "schema_version", {ErrorCategory.SCHEMA_VERSION}),
+    "wrong_shape": (_wrong_shape, r"expected \d+ items|not a whole number", {ErrorCategory.INVALID}),
+    "nan_reward": (_nan_reward, "NaN or infinity", {ErrorCategory.INVALID}),
+    "absurd_length": (_absurd_length, "lengths must lie in", {ErrorCategory.INVALID}),
+    "wrong_kind": (_wrong_kind, "message kind|expected rollout_batch, got", {ErrorCategory.WRONG_KIND}),
+    "missing_field": (_missing_field, r"\.\w+: missing", {ErrorCategory.INVALID}),
 }
 
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from shared.keys import ASSIGNMENTS, PAYLOAD_FIELD, RunKeys
-from shared.protocol import RunAssignment, decode
+from shared.protocol import LearnerReport, RunAssignment, SamplerReport, decode
 from shared.runstate import RunState
 from tests.helpers.control_server import ROOT, ControlServer
 from tests.helpers.polling import wait_for
@@ -84,10 +84,9 @@ def test_run_lifecycle_survives_a_control_plane_restart(control, redis_client, r
         assert got["state"] == "pending" and got["config"]["learner"]["max_steps"] == 3 and got["max_steps"] == 3
 
         rs = RunState(redis_client, "life-1")  # what the services do
-        rs.heartbeat("learner", "l0", "running", {"step": 2, "policy_version": 2, "tokens_per_s": 50.0})
-        rs.heartbeat("sampler", "s0", "running", {"policy_version": 1, "tokens_per_s": 900.0, "reward_mean": 0.5,
-                                                  "eval_accuracy": 0.25, "eval_accuracy:math500": 0.25,
-                                                  "eval_accuracy:gsm8k": 0.5})
+        rs.heartbeat("l0", "running", LearnerReport(step=2, policy_version=2, tokens_per_s=50.0))
+        rs.heartbeat("s0", "running", SamplerReport(policy_version=1, tokens_per_s=900.0, reward_mean=0.5,
+                                                    eval_accuracy=0.25, evals={"math500": 0.25, "gsm8k": 0.5}))
         got = c.get("/v1/runs/life-1").json()
         assert got["state"] == "running" and got["policy_version"] == 2 and got["learner_step"] == 2
         assert got["tokens_per_s"] == {"sampler": 900.0, "learner": 50.0} and got["reward_mean"] == 0.5
@@ -105,8 +104,8 @@ def test_run_lifecycle_survives_a_control_plane_restart(control, redis_client, r
 
     control.stop()  # the control plane goes away mid-stop ...
     rs.mark_learner_done()  # ... the learner checkpoints and finishes meanwhile, and both say goodbye
-    rs.heartbeat("learner", "l0", "finished", {"step": 3, "policy_version": 3})
-    rs.heartbeat("sampler", "s0", "stopped", {"policy_version": 3})
+    rs.heartbeat("l0", "finished", LearnerReport(step=3, policy_version=3))
+    rs.heartbeat("s0", "stopped", SamplerReport(policy_version=3))
     with ControlServer(redis_proc.url, tmp_path) as again, again.client() as c:
         runs = c.get("/v1/runs").json()["runs"]
         assert [r["id"] for r in runs] == ["life-1"]

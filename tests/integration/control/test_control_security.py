@@ -12,6 +12,7 @@ from services.control.app import create_app
 from services.control.deps import require_token
 from services.control.runs_store import RunsStore
 from services.control.settings import ControlSettings
+from shared.protocol import LearnerReport
 from shared.runstate import RunState
 from tests.helpers.chromium import Browser, chromium_binary
 from tests.helpers.control_server import TOKEN, ControlServer
@@ -65,7 +66,7 @@ def test_sigkilled_control_plane_restarts_with_its_runs(redis_proc, redis_client
         assert c.post("/v1/runs", json={**RUN_CONFIG, "run_id": "kill-1"}).status_code == 201
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait(10)
-    RunState(redis_client, "kill-1").heartbeat("learner", "l0", "running", {"step": 1, "policy_version": 1})
+    RunState(redis_client, "kill-1").heartbeat("l0", "running", LearnerReport(step=1, policy_version=1))
     with ControlServer(redis_proc.url, tmp_path) as again, again.client() as c:
         got = c.get("/v1/runs/kill-1").json()
         assert got["state"] == "running" and got["policy_version"] == 1
@@ -79,7 +80,7 @@ def test_dashboard_escapes_hostile_text(control, redis_client):
     with control.client() as c:
         assert c.post("/v1/runs", json={**RUN_CONFIG, "run_id": "xss-1"}).status_code == 201
     rs = RunState(redis_client, "xss-1")
-    rs.heartbeat("learner", HOSTILE, HOSTILE, {"step": 1})
+    rs.heartbeat(HOSTILE, HOSTILE, LearnerReport(step=1))
     assert RunsStore(redis_client).record_failure("xss-1", HOSTILE, 1, "log line\n" + HOSTILE)
     with control.client() as c:
         assert wait_for(lambda: c.get("/v1/runs/xss-1").json()["state"] == "failed", "failed state")

@@ -42,4 +42,4 @@ def test_sigterm_commits_then_stop_request_finishes(redis_proc, redis_client, tm
     assert state.learner_done() and (run_dir / "final" / "model.safetensors").exists()
     assert [r["batch_ids"] for r in read_steps(run_dir / "metrics.jsonl")] == [[b.batch_id] for b in batches]
     beats = {hb.instance_id: hb for hb in state.heartbeats() if hb.service == "learner"}
-    assert beats["learner-0"].state == "finished" and beats["learner-0"].info["step"] == 3
+    assert beats["learner-0"].state == "finished" and beats["learner-0"].report.step == 3

@@ -40,4 +40,4 @@ def test_stalled_generation_fails_loudly(redis_proc, redis_client, tmp_path):
     assert proc.returncode == 3, text[-3000:]
     assert "generate call running for" in text and "over its 0.001s bound" in text, text[-3000:]
     beats = [h for h in RunState(redis_client, "stall").heartbeats() if h.service == "sampler"]
-    assert len(beats) == 1 and beats[0].state == "failed" and beats[0].info["stalled_generate_s"] > 0.001
+    assert len(beats) == 1 and beats[0].state == "failed" and beats[0].report.stalled["generate"] > 0.001

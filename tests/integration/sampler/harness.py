@@ -12,7 +12,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from services.sampler.backends import SamplingSettings
-from services.sampler.main import build
+from services.sampler.parts import build_loop
 from shared.algo.logprobs import SamplingDistribution, processed_logprobs
 from shared.broadcast import Broadcast
 from shared.configio import load_config
@@ -86,7 +86,7 @@ def publish_perturbed(r, cfg, model_dir: Path, version: int, scale: float = 0.5)
 
 def run_sampler_checks(r, cfg, model_dir: Path, tmp: Path, backend=None, tol: float = 1e-3) -> None:
     metrics, reg = sampler_metrics()
-    loop, _ = build(cfg, r, cfg.run_id, metrics, tmp / "local", backend=backend)
+    loop = build_loop(cfg, r, cfg.run_id, metrics, tmp / "local", backend=backend)
     try:
         probe = loop.renderer.ids(loop.task.train[0])
         greedy = SamplingSettings(n=1, temperature=0.0, max_new_tokens=NEW)
@@ -113,8 +113,8 @@ def run_sampler_checks(r, cfg, model_dir: Path, tmp: Path, backend=None, tol: fl
         assert reg.get_sample_value("dashrl_sampler_batches_total") == 3
         evals = [json.loads(line) for line in (run_dir(cfg) / "eval.jsonl").read_text().splitlines()]
         assert [e["version"] for e in evals] == [0, 1] and all(e["num_problems"] == 4 for e in evals)
-        info = loop.info()
-        assert info["policy_version"] == 1 and 0 < info["kept_fraction"] <= 1 and info["tokens_per_s"] > 0
-        assert info["samples"] == 3 * M * G and info["batches"] == 3 and 0 < info["samples_kept"] <= info["samples"]
+        report = loop.report()
+        assert report.policy_version == 1 and 0 < report.kept_fraction <= 1 and report.tokens_per_s > 0
+        assert report.samples == 3 * M * G and report.batches == 3 and 0 < report.samples_kept <= report.samples
     finally:
         loop.close()

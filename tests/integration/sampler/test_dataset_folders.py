@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.sampler.main import build
+from services.sampler.parts import build_loop
 from shared.metrics import sampler_metrics
 from tests.helpers.tiny_model import build_tiny_model
 from tests.integration.sampler.harness import read_batches, sampler_config
@@ -45,7 +45,7 @@ def test_dataset_folder_task_through_the_sampler(redis_client, tmp_path, make, f
     model_dir = build_tiny_model(tmp_path / "model")
     source = f"task.source={{kind: jsonl, path: '{folder}', split: train, eval_split: test, {fields}}}"
     cfg = sampler_config(model_dir, tmp_path / "runs", "transformers", run_id="ds", extra=[source])
-    loop, _ = build(cfg, redis_client, cfg.run_id, sampler_metrics()[0], tmp_path / "local")
+    loop = build_loop(cfg, redis_client, cfg.run_id, sampler_metrics()[0], tmp_path / "local")
     try:
         assert len(loop.task.train) == 9 and len(loop.task.eval) == 3  # test questions left out of training
         if "boxed" in fields:

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.sampler.main import build
+from services.sampler.parts import build_loop
 from shared.metrics import sampler_metrics, serve
 from tests.helpers.tiny_model import build_tiny_model
 from tests.integration.sampler.harness import publish_perturbed, sampler_config
@@ -29,13 +29,13 @@ def test_two_named_evals_reach_eval_jsonl_heartbeat_and_prometheus(redis_client,
     cfg = sampler_config(model_dir, tmp_path / "runs", "transformers", run_id="evals1", extra=[EVALS])
     metrics, reg = sampler_metrics()
     port = serve(reg, 0, addr="127.0.0.1")
-    loop, _ = build(cfg, redis_client, cfg.run_id, metrics, tmp_path / "local")
+    loop = build_loop(cfg, redis_client, cfg.run_id, metrics, tmp_path / "local")
     try:
         loop.run(lambda: False, max_calls=1)  # version 0: both evals
         publish_perturbed(redis_client, cfg, model_dir, version=1)
         loop.run(lambda: False, max_calls=2)  # version 1: both again
         loop.finisher.flush()
-        info = loop.info()
+        report = loop.report()
     finally:
         loop.close()
     rows = [json.loads(line) for line in (Path(cfg.output_dir) / "evals1" / "eval.jsonl").read_text().splitlines()]
@@ -47,9 +47,8 @@ def test_two_named_evals_reach_eval_jsonl_heartbeat_and_prometheus(redis_client,
         else:  # pass@k over 2 samples, no greedy
             assert "greedy_accuracy" not in r and r["samples"] == 2 and set(r["pass_at_k"]) == {"1", "2"}
             assert r["pass_at_k"]["1"] <= r["pass_at_k"]["2"] <= 1
-    assert info["eval_version"] == 1.0 and info["eval_accuracy"] == rows[2]["greedy_accuracy"]  # the headline
-    assert info["eval_accuracy:held"] == rows[2]["greedy_accuracy"]
-    assert info["eval_accuracy:arith"] == rows[3]["sampled_accuracy"]
+    assert report.eval_version == 1 and report.eval_accuracy == rows[2]["greedy_accuracy"]  # the headline
+    assert report.evals == {"held": rows[2]["greedy_accuracy"], "arith": rows[3]["sampled_accuracy"]}
 
     got = scrape(port)
     labels = lambda **kw: frozenset(kw.items())  # noqa: E731

@@ -51,7 +51,7 @@ def test_sampler_process_swaps_heartbeats_and_stops(redis_proc, redis_client, tm
             return False
 
         wait_for(consume_until_version_1, "a batch stamped with version 1", 90, procs=proc)
-        wait_for(lambda: [h for h in state.heartbeats() if h.info.get("policy_version") == 1.0],
+        wait_for(lambda: [h for h in state.heartbeats() if h.report.policy_version == 1],
                  "a heartbeat reporting version 1", 90, procs=proc)
         assert len(read_batches(redis_client, "proc1")) <= 3
         state.request_stop("test done")
@@ -69,13 +69,13 @@ def test_sampler_process_swaps_heartbeats_and_stops(redis_proc, redis_client, tm
 def test_sync_mode_waits_for_the_next_version(redis_client, tmp_path):
     import threading
 
-    from services.sampler.main import build
+    from services.sampler.parts import build_loop
     from shared.metrics import sampler_metrics
 
     model_dir = build_tiny_model(tmp_path / "model")
     cfg = sampler_config(model_dir, tmp_path / "runs", "transformers", run_id="sync1",
                          extra=["sampler.mode=sync", "learner.train_batch_size=4", "sampler.eval_every=0"])
-    loop, _ = build(cfg, redis_client, "sync1", sampler_metrics()[0], tmp_path / "local")
+    loop = build_loop(cfg, redis_client, "sync1", sampler_metrics()[0], tmp_path / "local")
     stop = threading.Event()
     runner = threading.Thread(target=loop.run, args=(stop.is_set,), daemon=True)
     try:

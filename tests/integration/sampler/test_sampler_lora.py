@@ -8,7 +8,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from services.learner.lora import save_final_model
-from services.sampler.main import build
+from services.sampler.parts import build_loop
 from shared.broadcast import Broadcast
 from shared.keys import RunKeys
 from shared.metrics import sampler_metrics
@@ -23,7 +23,7 @@ def test_sampler_serves_an_announced_adapter(redis_client, tmp_path):
     model_dir = build_tiny_model(tmp_path / "model")
     cfg = sampler_config(model_dir, tmp_path / "runs", "transformers", run_id="slora",
                          extra=["model.lora.r=4", "sampler.eval_every=0"])
-    loop, _ = build(cfg, redis_client, cfg.run_id, sampler_metrics()[0], tmp_path / "local")
+    loop = build_loop(cfg, redis_client, cfg.run_id, sampler_metrics()[0], tmp_path / "local")
     try:
         loop.run(lambda: False, max_calls=1)
         policy, _ = lora_policy(model_dir, seed=3)

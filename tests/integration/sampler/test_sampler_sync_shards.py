@@ -3,7 +3,7 @@ it, so no more than one generation call's worth per sampler is left over (stale)
 
 import threading
 
-from services.sampler.main import build
+from services.sampler.parts import build_loop
 from shared.metrics import sampler_metrics
 from tests.helpers.polling import wait_for
 from tests.helpers.tiny_model import build_tiny_model
@@ -20,7 +20,7 @@ def test_two_sync_samplers_share_the_quota(redis_client, tmp_path):
             cfg = sampler_config(model_dir, tmp_path / "runs", "transformers", run_id="sync2", extra=[
                 "sampler.mode=sync", f"learner.train_batch_size={NEED}", "sampler.eval_every=0",
                 "sampler.num_shards=2", f"sampler.shard_index={shard}"])
-            loop, _ = build(cfg, redis_client, "sync2", sampler_metrics()[0], tmp_path / f"local{shard}")
+            loop = build_loop(cfg, redis_client, "sync2", sampler_metrics()[0], tmp_path / f"local{shard}")
             loops.append(loop)
             runners.append(threading.Thread(target=loop.run, args=(stop.is_set,), daemon=True))
         for t in runners:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.cli import main as cli
-from services.sampler.main import build
+from services.sampler.parts import build_loop
 from shared.configio import dump_config
 from shared.metrics import sampler_metrics
 from tests.helpers.tiny_model import build_tiny_model
@@ -31,7 +31,7 @@ def test_dashrl_eval_matches_in_run_evals(redis_client, tmp_path):
     run_dir = Path(cfg.output_dir) / "evq"
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(dump_config(cfg))  # as the learner writes it
-    loop, _ = build(cfg, redis_client, cfg.run_id, sampler_metrics()[0], tmp_path / "local")
+    loop = build_loop(cfg, redis_client, cfg.run_id, sampler_metrics()[0], tmp_path / "local")
     try:
         loop.run(lambda: False, max_calls=1)  # version 0
         publish_perturbed(redis_client, cfg, model_dir, version=1)

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import pytest
 
-from services.sampler.main import build
+from services.sampler.parts import build_loop
 from services.sampler.rewards import reward_spec, score_one
 from services.sft.evaluate import accuracy, scores
 from shared.configio import dump_config, load_config
@@ -62,7 +62,7 @@ def test_sft_accuracy_is_the_runs_version_0_eval(redis_client, tmp_path):
     assert "sft: 80 rows" in proc.stdout  # the run's training split: the 20 held-out rows never trained on
 
     metrics, _ = sampler_metrics()
-    loop, _ = build(cfg, redis_client, cfg.run_id, metrics, tmp_path / "local")
+    loop = build_loop(cfg, redis_client, cfg.run_id, metrics, tmp_path / "local")
     try:
         loop.maybe_eval()  # the run's first eval: version 0, the SFT folder as served
         run_eval = json.loads((tmp_path / "runs" / cfg.run_id / "eval.jsonl").read_text().splitlines()[0])

@@ -5,11 +5,12 @@ import json
 import pytest
 
 from services.control.status import TERMINAL, derive_state, series_field, series_point, summarize
-from shared.protocol import Heartbeat
+from shared.protocol import Heartbeat, LearnerReport, SamplerReport
 
 
-def hb(service, instance, sent_at, state="running", **info):
-    return Heartbeat("r1", service, instance, state, sent_at, info)
+def hb(service, instance, sent_at, state="running", **numbers):
+    report = {"learner": LearnerReport, "sampler": SamplerReport}[service](**numbers)
+    return Heartbeat("r1", instance, state, sent_at, report)
 
 
 LIVE = [hb("learner", "l", 99.0), hb("sampler", "s", 99.0)]
@@ -61,6 +62,9 @@ def test_summarize_combines_learner_and_samplers():
     assert view.metrics_ports == {"learner": 9001, "sampler-0": 9002}
     ages = {s.instance_id: (s.age_s, s.stale) for s in view.services}
     assert ages == {"l0": (5.0, False), "s0": (1.0, False), "s1": (40.0, True)}
+    info = {s.instance_id: s.info for s in view.services}  # each report's numbers, by field name
+    assert info["l0"] == {"policy_version": 7.0, "step": 7.0, "samples": 0.0, "tokens_per_s": 300.0, "staleness": 0.5}
+    assert info["s0"]["eval_accuracy"] == 0.25 and "weight_sync_s" not in info["s0"]  # not known: left out
     assert view.failure is None
     point = series_point(view)
     assert point["sampler_tokens_per_s"] == 1500.0 and point["queue_depth"] == 3.0 and "learner_step" in point
@@ -83,8 +87,7 @@ def test_staleness_falls_back_to_sampler_lag():
 
 
 def test_named_evals_reach_the_view_and_the_chart_samples():
-    beats = [hb("sampler", "s0", 10.0, policy_version=4, eval_accuracy=0.3,
-                **{"eval_accuracy:math500": 0.3, "eval_accuracy:gsm8k": 0.45}),
+    beats = [hb("sampler", "s0", 10.0, policy_version=4, eval_accuracy=0.3, evals={"math500": 0.3, "gsm8k": 0.45}),
              hb("sampler", "s1", 10.0, policy_version=4)]  # shard 1 does not evaluate
     view = summarize("r", "running", {}, beats, None, 10.0)
     assert view.eval_accuracy == 0.3 and view.evals == {"math500": 0.3, "gsm8k": 0.45}
@@ -94,3 +97,13 @@ def test_named_evals_reach_the_view_and_the_chart_samples():
     assert (point["eval_accuracy:math500"], point["eval_accuracy:gsm8k"]) == (0.3, 0.45)
     assert series_field("eval_accuracy:gsm8k") and series_field("reward_mean") and not series_field("bogus")
     assert summarize("r", "running", {}, beats[1:], None, 10.0).evals == {}
+    assert view.services[0].info["eval_accuracy:gsm8k"] == 0.45  # the status API's flat numbers
+
+
+def test_samples_come_from_the_learner_else_the_samplers():
+    samplers = [hb("sampler", "s0", 1.0, samples=40), hb("sampler", "s1", 1.0, samples=24)]
+    assert summarize("r", "running", {}, samplers, None, 1.0).samples == 64  # summed over shards
+    learner = hb("learner", "l0", 1.0, step=2, samples=32)
+    assert summarize("r", "running", {}, [learner, *samplers], None, 1.0).samples == 32
+    before_first_step = [hb("learner", "l0", 1.0), *samplers]  # the learner has trained none yet
+    assert summarize("r", "running", {}, before_first_step, None, 1.0).samples == 64

@@ -9,11 +9,12 @@ import pytest
 
 from services.sampler.backends import Completion, GenerationBackend, SamplingSettings
 from services.sampler.eval_sets import EvalSet
-from services.sampler.evaluation import build_suite, heartbeat_info
+from services.sampler.evaluation import build_suite, with_evals
 from services.sampler.rewards import RewardPool, RewardSpec
 from services.sampler.tasks import Problem, PromptRenderer
 from shared.eval_config import EvalConfig
 from shared.metrics import sampler_metrics
+from shared.protocol import SamplerReport
 from tests.helpers.tiny_model import build_tokenizer
 
 pytestmark = pytest.mark.process  # every test uses the module's reward pool (worker processes)
@@ -76,9 +77,11 @@ def test_two_named_evals_record_greedy_and_pass_at_k(tmp_path, pool):
     assert value("dashrl_eval_accuracy", eval="sampled", mode="sampled") == pytest.approx(0.5)
     assert value("dashrl_eval_accuracy", eval="sampled", mode="greedy") is None
     assert value("dashrl_sampler_eval_pass_at_k", eval="sampled", k="2") == pytest.approx(11 / 18)
-    info = heartbeat_info([first, second])
-    assert info == pytest.approx({"eval_accuracy": 1 / 3, "eval_version": 3.0, "eval_accuracy:greedy_only": 1 / 3,
-                                  "eval_accuracy:sampled": 0.5})
+    report = with_evals(SamplerReport(calls=7), [first, second])
+    assert (report.calls, report.eval_accuracy, report.eval_accuracy_sampled, report.eval_version) == (
+        7, pytest.approx(1 / 3), None, 3)
+    assert report.evals == pytest.approx({"greedy_only": 1 / 3, "sampled": 0.5})
+    assert with_evals(report, []) is report  # no eval yet: nothing to add
 
 
 def test_default_eval_keeps_todays_fields(tmp_path, pool):
@@ -94,7 +97,7 @@ def test_default_eval_keeps_todays_fields(tmp_path, pool):
     # one sample per problem (n=1), as before named evals: problem 0 and 2 get their first sample right
     assert row["greedy_accuracy"] == pytest.approx(1 / 3) and row["sampled_accuracy"] == pytest.approx(2 / 3)
     assert row["samples"] == 1
-    assert heartbeat_info([res])["eval_accuracy_sampled"] == pytest.approx(2 / 3)
+    assert with_evals(SamplerReport(), [res]).eval_accuracy_sampled == pytest.approx(2 / 3)
 
 
 def test_problems_over_the_prompt_limit_are_skipped(tmp_path, pool):
