@@ -28,6 +28,7 @@ import numpy as np
 from services.learner.microbatches import TrainSample, train_samples
 from services.learner.checkpoint import LearnerState, save_checkpoint
 from services.learner.distributed import DistContext, broadcast_bytes
+from services.learner.fsdp import ShardedPolicy
 from services.learner.ledger import Ledger
 from services.learner.steplog import StepLog
 from services.learner.trainer import StepStats, Trainer
@@ -64,9 +65,11 @@ class Parts:
 
 class Learner:
     def __init__(self, cfg: RunConfig, run_dir: Path, ctx: DistContext, trainer: Trainer, tokenizer: Any,
-                 state: LearnerState, parts: Parts | None, instance_id: str = "learner-0") -> None:
+                 state: LearnerState, parts: Parts | None, instance_id: str = "learner-0",
+                 sharded: ShardedPolicy | None = None) -> None:
         self.cfg, self.run_dir, self.ctx, self.trainer, self.tokenizer = cfg, run_dir, ctx, trainer, tokenizer
         self.state, self.parts, self.instance_id = state, parts, instance_id
+        self.sharded = sharded  # FSDP: publishing and checkpoints are collectives rank 0 leads
         self.ledger = Ledger(state.committed)
         self.steplog = StepLog(run_dir / "metrics.jsonl", parts.metrics if parts else None,
                                parts.tracking if parts else None)
@@ -103,6 +106,8 @@ class Learner:
             finished = self.state.step >= self.cfg.learner.max_steps or self.stop_requested
             if self.ctx.is_main:
                 self._finish(finished)
+            elif self.sharded is not None:
+                self.sharded.follow()  # rank 0's final publish, commit and save
             return finished
         finally:
             self._beating.set()
@@ -119,7 +124,8 @@ class Learner:
             data = encode(RolloutBatch.from_samples(
                 rows, run_id=self.cfg.run_id, batch_id=f"step-{self.state.step + 1}", sampler_id=self.instance_id,
                 policy_version=self.state.policy_version, created_at=time.time()))
-        data = broadcast_bytes(self.ctx, data, self.trainer.place.device)
+        data = broadcast_bytes(self.ctx, data, self.trainer.place.device,
+                               on_op=self.sharded.handle if self.sharded is not None else None)
         if data is None:
             return None
         if self.ctx.is_main:
@@ -225,7 +231,7 @@ class Learner:
 
     def _publish(self) -> float:
         t0 = time.perf_counter()
-        msg = self.parts.store.publish(self.trainer.model, self.tokenizer, self.state.policy_version, self.state.step,
+        msg = self.parts.store.publish(self._full_model(), self.tokenizer, self.state.policy_version, self.state.step,
                                        dtype=self.trainer.place.serve_dtype)  # the sampler's dtype, not the master's
         self.parts.announce.publish(msg)
         self.state.last_published = self.state.policy_version
@@ -236,7 +242,8 @@ class Learner:
         t0 = time.perf_counter()
         committed, entries, trained = self.ledger.to_commit()
         self.state.committed = committed
-        save_checkpoint(self.run_dir, self.trainer.model, self.tokenizer, self.trainer.state_dict(), self.state)
+        save_checkpoint(self.run_dir, self.trainer.model, self.tokenizer, self.trainer.state_dict(), self.state,
+                        write_model=self.sharded.write if self.sharded is not None else None)
         if trained:
             self.parts.r.sadd(self.parts.trained_key, *trained)
         self.parts.reader.ack(entries)
@@ -254,7 +261,7 @@ class Learner:
         if finished:
             final, tmp = self.run_dir / "final", self.run_dir / ".tmp-final"
             shutil.rmtree(tmp, ignore_errors=True)
-            self.trainer.model.save_pretrained(tmp, safe_serialization=True)
+            self._full_model().save_pretrained(tmp, safe_serialization=True)
             self.tokenizer.save_pretrained(tmp)
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
@@ -265,7 +272,13 @@ class Learner:
         if self._beater is not None:
             self._beater.join(10)  # so no older status can land after the last one
         self._heartbeat("finished" if finished else "stopped", force=True)
+        if self.sharded is not None:
+            self.sharded.release()
         log.info("learner %s at step %d", "finished" if finished else "stopped", self.state.step)
+
+    def _full_model(self) -> Any:
+        """The model to publish or save: FSDP's full weights gathered on rank 0 (a collective)."""
+        return self.sharded.gathered() if self.sharded is not None else self.trainer.model
 
     def _heartbeat(self, status: str, force: bool = False) -> None:
         self._status = status
