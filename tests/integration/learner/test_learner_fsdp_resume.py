@@ -9,6 +9,8 @@ are gathered from the shards on rank 0; the final one must load as a plain Huggi
 
 import os
 import signal
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,9 +26,36 @@ from tests.helpers.tiny_model import build_tiny_model
 pytestmark = pytest.mark.slow
 
 
+def _descendants(pid: int) -> list[int]:
+    try:
+        kids = [int(k) for k in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+    return [d for k in kids for d in (k, *_descendants(k))]
+
+
 def _kill_all(proc):
-    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and its ranks (their own session)
+    """SIGKILL the ranks and torchrun (the ranks run in sessions of their own: a process-group
+    kill of torchrun's would leave them training)."""
+    ranks = _descendants(proc.pid)
+    assert ranks or proc.poll() is not None
+    for pid in [*ranks, proc.pid]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     proc.wait(10)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in ranks):
+        assert time.monotonic() < deadline, "ranks survived SIGKILL"
+        time.sleep(0.05)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return "Z"
 
 
 def test_fsdp_sigkill_and_resume_trains_each_batch_exactly_once(redis_proc, redis_client, tmp_path):
@@ -68,7 +97,8 @@ def test_fsdp_sigkill_and_resume_trains_each_batch_exactly_once(redis_proc, redi
     keys = RunKeys(run)
     assert {m.decode() for m in redis_client.smembers(keys.trained)} == set(trained)
     assert redis_client.xlen(keys.rollouts) == 0
-    assert "resuming from" in log.read_text()
+    text = log.read_text()
+    assert "resuming from" in text and "dropped 1 lines of steps after the checkpoint" in text  # step 4 redone
     final = AutoModelForCausalLM.from_pretrained(run_dir / "final").state_dict()
     start = AutoModelForCausalLM.from_pretrained(model_dir).state_dict()
     assert final.keys() == start.keys()
