@@ -6,10 +6,12 @@ vocabulary 49,152, tied embeddings; no download), `fsdp` shards it, and the real
 `--steps` steps of `--samples` samples (prompt + completion tokens, float32). Per rank it reports:
 - `state`: bytes of this rank's parameters + gradients + AdamW moments, counted from the tensors
   (a DTensor's local shard), after the last step;
-- `setup` and `peak`: the process's resident set (RSS, /proc/self/statm) over its baseline
-  (after imports and the process group, before the model): right before the first step (model +
-  optimizer built, freed memory handed back with malloc_trim), and the highest value a 5 ms
-  sampler saw during the steps. RSS counts every allocation, the FSDP all-gather buffers included.
+- the process's resident set (RSS, /proc/self/statm) over its baseline (after imports and the
+  process group, before the model): `setup` right before the first step (model + optimizer
+  built), `peak 1` the most a 5 ms sampler saw during step 1 (which creates the AdamW moments),
+  `held` after it, `peak 2+` the most during the later steps; freed memory is handed back
+  (malloc_trim) before `setup` and `held`. RSS counts every allocation, FSDP's all-gather and
+  reduce-scatter buffers and the allocator's retained free memory included.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fsdp_memory.py --write
 """
@@ -112,23 +114,40 @@ def _rank(rank: int, world: int, mode: str, a: argparse.Namespace, out: str) -> 
     samples = _samples(a.samples, a.prompt, a.completion)
     t0 = time.perf_counter()
     with PeakRss() as peak:
-        for step in range(1, a.steps + 1):
+        trainer.train_step(samples, 1)  # creates the AdamW moments
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    held = _rss() - base
+    with PeakRss() as later:
+        for step in range(2, a.steps + 1):
             trainer.train_step(samples, step)
     row = {"mode": mode, "rank": rank, "params": sum(p.numel() for p in model.parameters()) if mode == "ddp" else None,
            "state_gb": _state_bytes(model, trainer.optimizer) / 1e9, "setup_gb": setup / 1e9,
-           "peak_gb": (peak.peak - base) / 1e9, "s_per_step": (time.perf_counter() - t0) / a.steps}
+           "peak_gb": (peak.peak - base) / 1e9,
+           "held_gb": held / 1e9, "later_gb": (later.peak - base) / 1e9, "s_per_step": (time.perf_counter() - t0) / a.steps}
     Path(out, f"{mode}-{rank}.json").write_text(json.dumps(row))
     dist.destroy_process_group()
+
+
+MALLOC = {"default": None, "mmap >= 64 KiB": "65536"}
+"""glibc settings the ranks start with: its default raises the mmap threshold after large frees,
+so freed buffers (FSDP's per-layer all-gathers) stay in the heap and in the RSS; a fixed
+threshold returns them to the OS, so RSS follows live memory more closely."""
 
 
 def run(a: argparse.Namespace) -> list[dict]:
     import torch.multiprocessing as mp
 
     rows = []
-    with tempfile.TemporaryDirectory() as out:
-        for mode in ("ddp", "fsdp"):
-            mp.start_processes(_rank, args=(2, mode, a, out), nprocs=2, start_method="spawn", join=True)
-            rows += [json.loads(Path(out, f"{mode}-{r}.json").read_text()) for r in range(2)]
+    for malloc, threshold in MALLOC.items():
+        if threshold is None:
+            os.environ.pop("MALLOC_MMAP_THRESHOLD_", None)
+        else:
+            os.environ["MALLOC_MMAP_THRESHOLD_"] = threshold  # read by each spawned rank at start
+        with tempfile.TemporaryDirectory() as out:
+            for mode in ("ddp", "fsdp"):
+                mp.start_processes(_rank, args=(2, mode, a, out), nprocs=2, start_method="spawn", join=True)
+                rows += [{**json.loads(Path(out, f"{mode}-{r}.json").read_text()), "malloc": malloc}
+                         for r in range(2)]
     return rows
 
 
@@ -139,17 +158,41 @@ def section(a: argparse.Namespace, rows: list[dict], load: str) -> str:
              f"2 gloo ranks on the CPU, {a.steps} learner steps of {a.samples} samples ({a.prompt} prompt + "
              f"{a.completion} completion tokens; one micro-batch per rank), the real `Trainer`. "
              "`state`: this rank's parameters + gradients + AdamW moments, counted from the tensors (FSDP: "
-             "the local shards). `setup` / `peak`: resident set (RSS) over the rank's baseline (after imports "
-             "and the process group): before the first step, and the most a 5 ms sampler saw during the "
-             "steps (RSS, not torch allocator statistics: the CPU has none). "
-             f"{platform.machine()}, {os.cpu_count()} cores shared with other agents' work; load average "
-             f"before the run: {load}. Seconds are indicative only.", "",
-             "| parallel | rank | state | setup RSS | peak RSS | s / step |", "|---|---|---|---|---|---|"]
+             "the local shards). The rest is resident set (RSS, not torch allocator statistics: the CPU "
+             "has none) over the rank's baseline (after imports and the process group): `setup` before the "
+             "first step, `peak 1` the most a 5 ms sampler saw during step 1 (it creates the AdamW moments), "
+             "`held` after it (free memory handed back with malloc_trim), `peak 2+` the most during the "
+             "later steps. "
+             f"{platform.machine()}, {os.cpu_count()} cores shared with other agents' work, run "
+             f"{time.strftime('%H:%M UTC', time.gmtime())}; load average "
+             f"before the run: {load}. Seconds are indicative only. Each configuration ran twice: under "
+             "glibc's default allocator settings, and with `MALLOC_MMAP_THRESHOLD_=65536` (glibc otherwise "
+             "raises its mmap threshold after large frees, so FSDP's freed per-layer all-gather buffers "
+             "stay in the heap and count in the RSS).", "",
+             "| glibc malloc | parallel | rank | state | setup | peak 1 | held | peak 2+ | s / step |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['mode']} | {r['rank']} | {r['state_gb']:.2f} GB | {r['setup_gb']:.2f} GB | "
-                     f"{r['peak_gb']:.2f} GB | {r['s_per_step']:.1f} |")
-    lines += ["", "Command:", "", "    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fsdp_memory.py --write", ""]
+        lines.append(f"| {r['malloc']} | {r['mode']} | {r['rank']} | {r['state_gb']:.2f} GB | {r['setup_gb']:.2f} GB | "
+                     f"{r['peak_gb']:.2f} GB | {r['held_gb']:.2f} GB | {r['later_gb']:.2f} GB | "
+                     f"{r['s_per_step']:.1f} |")
+    lines += ["", _reading(rows), "", "Command:", "",
+              "    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fsdp_memory.py --write", ""]
     return "\n".join(lines)
+
+
+def _reading(rows: list[dict]) -> str:
+    def mean(key: str, mode: str, malloc: str) -> float:
+        vals = [r[key] for r in rows if r["mode"] == mode and r["malloc"] == malloc]
+        return sum(vals) / len(vals)
+
+    parts = [f"Reading: FSDP2 holds {mean('state_gb', 'fsdp', 'default') / mean('state_gb', 'ddp', 'default'):.2f}x "
+             "the data-parallel state per rank (1/2 on 2 ranks, as designed)."]
+    for malloc in MALLOC:
+        d, f = mean("later_gb", "ddp", malloc), mean("later_gb", "fsdp", malloc)
+        parts.append(f"Peak RSS in the later steps ({malloc} malloc): {d:.2f} GB DDP, {f:.2f} GB FSDP2 ({f / d:.2f}x).")
+    parts.append("The gap between the two malloc settings is freed memory glibc keeps (FSDP2 frees an all-gathered "
+                 "layer after each use); a GPU's caching allocator was not measured here.")
+    return " ".join(parts)
 
 
 def main() -> None:
