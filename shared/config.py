@@ -125,6 +125,11 @@ class AlgoConfig(Strict):
     loss_aggregation: Literal["token", "sequence", "dash"] = "dash"
     """token: mean over all tokens; sequence: mean of per-sequence means;
     dash: sum of token losses / (sequences x max completion length), as the paper's code."""
+    normalize_by: Literal["kept", "generated"] = "kept"
+    """What the aggregation's counts are of. kept: the samples that reached the learner (after
+    gradient filtering), the paper's code; generated: every sample the sampler generated for the
+    step's batches, filtered ones too, so that with `kl_beta: 0` dropping zero-advantage samples
+    changes only the cost of a step, not its gradient (docs/learner.md)."""
     clip_eps_low: float = Field(default=0.2, ge=0)
     """PPO clipping below 1 - eps_low."""
     clip_eps_high: float = Field(default=0.2, ge=0)

@@ -32,6 +32,7 @@ from services.learner.fsdp import ShardedPolicy
 from services.learner.ledger import Ledger
 from services.learner.steplog import StepLog
 from services.learner.trainer import StepStats, Trainer
+from shared.algo.loss import GeneratedCounts
 from shared.config import RunConfig
 from shared.protocol import RolloutBatch, Sample, decode, encode
 
@@ -46,7 +47,12 @@ class Gathered:
     staleness: list[int] = field(default_factory=list)
     kept: list[float] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
+    generated_sequences: float = 0.0  # before the sampler's filtering (batch stats), for normalize_by
+    generated_tokens: float = 0.0
     wait_s: float = 0.0
+
+    def generated(self) -> GeneratedCounts:
+        return GeneratedCounts(self.generated_sequences, self.generated_tokens)
 
 
 @dataclass
@@ -94,12 +100,13 @@ class Learner:
         try:
             while self.state.step < self.cfg.learner.max_steps:
                 gathered = self._gather() if self.ctx.is_main else None
-                samples = self._broadcast_samples(gathered)
-                if samples is None:
+                shared = self._broadcast_samples(gathered)
+                if shared is None:
                     break
+                samples, generated = shared
                 step = self.state.step + 1
                 self._status = "training"
-                stats = self.trainer.train_step(samples, step)
+                stats = self.trainer.train_step(samples, step, generated)
                 self.state.step = self.state.policy_version = step
                 if self.ctx.is_main:
                     self._after_step(gathered, stats)
@@ -114,23 +121,24 @@ class Learner:
             if self.parts is not None and self.parts.tracking:
                 self.parts.tracking.close()  # bounded by each tracker's close_timeout_s
 
-    def _broadcast_samples(self, gathered: Gathered | None) -> list[TrainSample] | None:
-        """Rank 0's samples on every rank (None: stop)."""
+    def _broadcast_samples(self, gathered: Gathered | None) -> tuple[list[TrainSample], GeneratedCounts] | None:
+        """Rank 0's samples and generated counts on every rank (None: stop)."""
         if not self.ctx.enabled:
-            return gathered.samples if gathered else None
+            return (gathered.samples, gathered.generated()) if gathered else None
         data = None
         if gathered is not None:
             rows = [Sample(s.prompt_ids, s.completion_ids, s.logprobs, 0.0, s.advantage, 0) for s in gathered.samples]
             data = encode(RolloutBatch.from_samples(
                 rows, run_id=self.cfg.run_id, batch_id=f"step-{self.state.step + 1}", sampler_id=self.instance_id,
-                policy_version=self.state.policy_version, created_at=time.time()))
-        data = broadcast_bytes(self.ctx, data, self.trainer.place.device,
-                               on_op=self.sharded.handle if self.sharded is not None else None)
+                policy_version=self.state.policy_version, created_at=time.time(),
+                stats={"num_samples": gathered.generated_sequences, "completion_tokens": gathered.generated_tokens}))
+        data = broadcast_bytes(self.ctx, data, self.trainer.place.device, on_op=self.sharded and self.sharded.handle)
         if data is None:
             return None
         if self.ctx.is_main:
-            return gathered.samples
-        return train_samples(decode(data, expect=RolloutBatch))[0]
+            return gathered.samples, gathered.generated()
+        batch = decode(data, expect=RolloutBatch)
+        return train_samples(batch)[0], GeneratedCounts(batch.stats["num_samples"], batch.stats["completion_tokens"])
 
     # ---- rank 0: gathering ----------------------------------------------------------------
     def _should_stop(self) -> bool:
@@ -189,6 +197,9 @@ class Learner:
             g.kept.append(batch.stats["kept_fraction"])
         if "reward_mean" in batch.stats:
             g.rewards.append(batch.stats["reward_mean"])
+        # batches without the sampler's stats (older or hand-made ones) count what they hold
+        g.generated_sequences += batch.stats.get("num_samples", len(samples))
+        g.generated_tokens += batch.stats.get("completion_tokens", float(sum(len(s.completion_ids) for s in samples)))
 
     def _count_skip(self, reason: str, batch: RolloutBatch, lag: int | None = None) -> None:
         log.info("skipping batch %s (%s%s)", batch.batch_id, reason, f", {lag} versions behind" if lag else "")
@@ -243,7 +254,7 @@ class Learner:
         committed, entries, trained = self.ledger.to_commit()
         self.state.committed = committed
         save_checkpoint(self.run_dir, self.trainer.model, self.tokenizer, self.trainer.state_dict(), self.state,
-                        write_model=self.sharded.write if self.sharded is not None else None)
+                        write_model=self.sharded and self.sharded.write)
         if trained:
             self.parts.r.sadd(self.parts.trained_key, *trained)
         self.parts.reader.ack(entries)

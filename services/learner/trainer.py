@@ -29,7 +29,7 @@ from services.learner.prompt_sharing import (MASK_IMPLEMENTATIONS, SharedMicroBa
                                              collate_shared, gather_predicting_logits, pack_shared)
 from services.learner.scoring import OutputHead, completion_logprobs
 from shared.algo.logprobs import SamplingDistribution, token_logprobs
-from shared.algo.loss import BatchTotals, policy_loss
+from shared.algo.loss import BatchTotals, GeneratedCounts, policy_loss
 from shared.algo.mismatch import MismatchSums, mismatch_sums, summary
 from shared.config import RunConfig
 
@@ -98,14 +98,20 @@ class Trainer:
         s = cfg.sampler
         self.dist = SamplingDistribution.of(s.temperature, s.top_k, s.top_p)  # what the sampler drew from
 
-    def train_step(self, samples: list[TrainSample], step: int) -> StepStats:
+    def train_step(self, samples: list[TrainSample], step: int,
+                   generated: GeneratedCounts | None = None) -> StepStats:
+        """One step on `samples`; `generated` (the step's counts before filtering) is the loss's
+        normaliser under `algo.normalize_by: generated`."""
         algo = self.cfg.algo
+        if algo.normalize_by != "generated":
+            generated = None
         stats = StepStats(samples=len(samples), tokens=sum(s.length for s in samples))
         stats.adv_abs_mean = sum(abs(s.advantage) for s in samples) / max(1, len(samples))
         groups = update_groups(len(samples), algo.ppo, algo.ppo_epochs, seed=self.cfg.seed * 1_000_003 + step)
         sums = [0.0] * 7  # loss, policy_loss, kl, clipped tokens, ratio sum, completion tokens, truncated
         for u, idx in enumerate(groups):
-            part = self._update([samples[i] for i in idx], stats, measure=u == 0)
+            part = self._update([samples[i] for i in idx], stats, measure=u == 0,
+                                generated=generated, share=len(idx) / len(samples))
             sums = [a + b for a, b in zip(sums, part)]
         n = len(groups)
         stats.loss, stats.policy_loss, stats.kl = sums[0] / n, sums[1] / n, sums[2] / n
@@ -116,13 +122,16 @@ class Trainer:
         stats.updates = n
         return stats
 
-    def _update(self, samples: list[TrainSample], stats: StepStats, measure: bool = False) -> list[float]:
+    def _update(self, samples: list[TrainSample], stats: StepStats, measure: bool = False,
+                generated: GeneratedCounts | None = None, share: float = 1.0) -> list[float]:
         """One optimizer update; returns [loss, pg, kl, clipped, ratio_sum, tokens, truncated] summed
         over ranks. `measure`: record the sampler/learner mismatch of these samples in `stats`."""
         lc = self.cfg.learner
         t0 = time.perf_counter()
         lens = [len(s.completion_ids) for s in samples]
         totals = BatchTotals.of(lens, max_len_norm=max(self.cfg.sampler.max_new_tokens, max(lens)))
+        if generated is not None:
+            totals = totals.over_generated(generated, share)
         self.optimizer.zero_grad(set_to_none=True)
         local = [0.0] * 7
         tokens = 0

@@ -29,6 +29,10 @@ in small micro-batches:
 - dash:     sum_{i,t} loss_it / (sequences in the batch x max completion length) — the
             paper's code; the length is `max_len_norm` (the configured cap) when given,
             else the longest completion in the batch.
+The counts are of the samples the learner got, or (`BatchTotals.over_generated`, for
+`algo.normalize_by: generated`) of every sample generated, filtered ones included: a filtered
+sample has advantage 0 and adds nothing to the policy-gradient sum, so with beta 0 a filtered
+batch then has exactly the unfiltered batch's gradient.
 """
 
 from __future__ import annotations
@@ -49,8 +53,8 @@ ISLevel = Literal["token", "sequence"]
 class BatchTotals:
     """Sizes of the whole optimizer batch that every micro-batch's loss is divided by."""
 
-    sequences: int
-    tokens: int
+    sequences: float
+    tokens: float
     max_len: int
 
     @classmethod
@@ -62,6 +66,21 @@ class BatchTotals:
         if max_len < max(lens):
             raise ValueError(f"max_len_norm {max_len} is shorter than a completion ({max(lens)} tokens)")
         return cls(sequences=len(lens), tokens=sum(lens), max_len=max_len)
+
+    def over_generated(self, generated: "GeneratedCounts", share: float = 1.0) -> "BatchTotals":
+        """The same batch counted over every generated sample (the step's generation calls,
+        filtered samples included), times `share`, the fraction of the step's samples this
+        update uses (PPO-Mini). Never below the kept counts."""
+        return BatchTotals(sequences=max(self.sequences, generated.sequences * share),
+                           tokens=max(self.tokens, generated.tokens * share), max_len=self.max_len)
+
+
+@dataclass(frozen=True)
+class GeneratedCounts:
+    """How many samples and completion tokens a step's rollout batches held before filtering."""
+
+    sequences: float
+    tokens: float
 
 
 @dataclass

@@ -65,7 +65,8 @@ class ScriptedPolicy:
         return RolloutBatch.from_samples(
             samples, run_id=run_id, batch_id=batch_id or uuid.uuid4().hex, sampler_id="scripted",
             policy_version=policy_version, created_at=time.time(),
-            stats={"kept_fraction": float(keep.mean()), "reward_mean": float(np.mean(rewards))})
+            stats={"kept_fraction": float(keep.mean()), "reward_mean": float(np.mean(rewards)),
+                   "num_samples": float(len(rows)), "completion_tokens": float(sum(len(c) for _, c, _ in rows))})
 
     @torch.no_grad()
     def mean_logprob(self, model, texts: list[str], completions: list[str]) -> float:

@@ -17,17 +17,24 @@ from tests.helpers.tiny_model import build_tiny_model
 pytestmark = pytest.mark.slow
 
 
-def test_two_ranks_match_one(redis_proc, redis_client, tmp_path):
+@pytest.mark.parametrize("normalize_by", ["kept", "generated"])
+def test_two_ranks_match_one(redis_proc, redis_client, tmp_path, normalize_by):
+    """With `normalize_by: generated` the batches say twice as many samples were generated as
+    kept: rank 1 gets that count only through rank 0's broadcast, and must use it too."""
     model_dir = build_tiny_model(tmp_path / "tiny")
     pol = ScriptedPolicy(model_dir)
     steps, texts = 3, prompts(12)
     finals, processed = {}, {}
     for run, nproc in (("ddp", 2), ("single", 1)):
         batches = [pol.batch(run, texts[4 * i : 4 * i + 4], first_group=4 * i) for i in range(steps)]
+        for b in batches:
+            b.stats["num_samples"] *= 2
+            b.stats["completion_tokens"] *= 2
         write_batches(redis_client, run, batches)
         # 16 samples of <= 14 tokens, 64-token budget: 4+ micro-batches per step, split over ranks
         cfg = write_config(tmp_path / f"{run}.yaml", run_id=run, model=model_dir, output_dir=tmp_path / "runs",
-                           learner={"max_steps": steps, "micro_batch_tokens": 64, "micro_batch_size": 4})
+                           learner={"max_steps": steps, "micro_batch_tokens": 64, "micro_batch_size": 4},
+                           algo={"normalize_by": normalize_by})
         log = tmp_path / f"{run}.log"
         proc = start_learner(cfg, redis_proc.url, log, nproc=nproc)
         try:

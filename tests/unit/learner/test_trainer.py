@@ -84,3 +84,43 @@ def test_step_reports_mismatch_and_truncation(model_dir):
     assert 0 < m["excluded_fraction"] < 1  # random ids outside the top-50 set: left out, not NaN
     assert np.isfinite(stats.loss) and np.isfinite(stats.grad_norm)
     assert stats.ratio_mean == pytest.approx(m["ratio_mean"], rel=1e-5)  # one update: the same tokens
+
+
+def _filtered_pair():
+    """A batch with zero-advantage samples (what gradient filtering drops), and the batch without them."""
+    full = _samples(8, seed=3)
+    for i, s in enumerate(full):
+        s.advantage = 0.0 if i % 2 == 0 else (1.0 if i % 4 == 1 else -1.0)
+    return full, [s for s in full if s.advantage != 0.0]
+
+
+@pytest.mark.parametrize("aggregation", ["dash", "token", "sequence"])
+def test_normalize_by_generated_makes_filtering_a_pure_compute_saving(model_dir, aggregation):
+    from shared.algo.loss import GeneratedCounts
+
+    full, kept = _filtered_pair()
+    counts = GeneratedCounts(len(full), sum(len(s.completion_ids) for s in full))
+    # no clipping: the samples' made-up log-probs put every ratio far from 1
+    algo = {"loss_aggregation": aggregation, "clip_eps_low": 1.0, "clip_eps_high": 1e3}
+    unfiltered = _trainer(model_dir, algo=algo, train_batch_size=8, micro_batch_size=3)
+    by_generated = _trainer(model_dir, algo={**algo, "normalize_by": "generated"}, train_batch_size=8, micro_batch_size=3)
+    by_kept = _trainer(model_dir, algo=algo, train_batch_size=8, micro_batch_size=3)
+    s_full = unfiltered.train_step(full, step=1)
+    s_gen = by_generated.train_step(kept, step=1, generated=counts)
+    s_kept = by_kept.train_step(kept, step=1, generated=counts)  # normalize_by: kept ignores the counts
+    assert s_full.grad_norm > 1e-3
+    assert s_gen.loss == pytest.approx(s_full.loss, rel=1e-5) and s_gen.grad_norm == pytest.approx(s_full.grad_norm, rel=1e-5)
+    # normalised by the kept samples, the same gradient is larger (half the samples were dropped)
+    assert s_kept.grad_norm > 1.3 * s_full.grad_norm
+    # the same Adam update, up to float noise (other micro-batch groupings; Adam's first step is ~lr per weight)
+    a, b = unfiltered.model.state_dict(), by_generated.model.state_dict()
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
+
+
+def test_generated_counts_never_shrink_the_kept_normaliser():
+    from shared.algo.loss import BatchTotals, GeneratedCounts
+
+    t = BatchTotals.of([3, 4, 5], max_len_norm=8)
+    assert t.over_generated(GeneratedCounts(2, 6)) == t  # stats smaller than what arrived: keep the counts
+    mini = t.over_generated(GeneratedCounts(12, 48), share=0.5)
+    assert (mini.sequences, mini.tokens, mini.max_len) == (6, 24, 8)
