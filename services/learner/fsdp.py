@@ -62,7 +62,7 @@ def shard(model: Any, place: Placement, world: int) -> Any:
         if hasattr(module, "set_gradient_divide_factor"):
             module.set_gradient_divide_factor(1.0)  # sum: the loss is already a whole-batch mean
             module.set_force_sum_reduction_for_comms(True)  # a plain SUM (gloo has no PREMUL_SUM)
-    model.set_reduce_scatter_unused_params(True)  # a zero-weight micro-batch may leave the head unused
+    model.set_reduce_scatter_unused_params(True)  # a parameter one rank left without a gradient still joins
     model.dashrl_forward = types.MethodType(lambda self, fn, *args: fn(*args), model)
     register_fsdp_forward_method(model, "dashrl_forward")
     log.info("fsdp: %d decoder layers + root sharded over %d ranks (layers computed in %s)",
