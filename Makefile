@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.dashrl-installed
 
-.PHONY: venv demo test test-fast bench bench-transport bench-load clean
+.PHONY: venv demo test test-fast bench bench-transport bench-load bench-compare clean
 
 venv: $(STAMP)
 
@@ -36,11 +36,15 @@ bench: bench-transport
 
 # Protocol codec, stream round trips and redis-benchmark on a private redis-server (~1 min).
 bench-transport: venv
-	$(PY) benchmarks/transport.py
+	$(PY) -m benchmarks.transport
 
 # 8 simulated samplers against one consumer for 5 minutes; results go in docs/reliability.md by hand.
 bench-load: venv
-	$(PY) benchmarks/load.py --duration 300 --samplers 8
+	$(PY) -m benchmarks.load --duration 300 --samplers 8
+
+# DASH vs GRPO vs TRL on the demo task, one seed (over an hour on 2 cores; TRL in .venv-trl).
+bench-compare: venv
+	$(PY) -m benchmarks.compare --target 0.40 --also-target 0.35 --time-limit 600 --write-doc
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -13,7 +13,7 @@ vocabulary 49,152, tied embeddings; no download), `fsdp` shards it, and the real
   (malloc_trim) before `setup` and `held`. RSS counts every allocation, FSDP's all-gather and
   reduce-scatter buffers and the allocator's retained free memory included.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fsdp_memory.py --write
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.fsdp_memory --write
 """
 
 from __future__ import annotations
@@ -24,13 +24,11 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 SHAPE = dict(vocab_size=49_152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
              num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True)
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -176,7 +174,7 @@ def section(a: argparse.Namespace, rows: list[dict], load: str) -> str:
                      f"{r['peak_gb']:.2f} GB | {r['held_gb']:.2f} GB | {r['later_gb']:.2f} GB | "
                      f"{r['s_per_step']:.1f} |")
     lines += ["", _reading(rows), "", "Command:", "",
-              "    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fsdp_memory.py --write", ""]
+              "    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.fsdp_memory --write", ""]
     return "\n".join(lines)
 
 

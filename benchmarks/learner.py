@@ -12,7 +12,10 @@ Synthetic rollouts (random tokens, fixed prompt and completion lengths, so both 
 exactly the same micro-batch shapes); a random Llama built here. Rounds alternate the loops
 and the medians are reported, because the 2 cores are shared with other work.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/learner.py --write-doc
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.learner --write-doc
+
+Its companion `benchmarks/learner_mfu.py` measures the learner on SmolLM2-135M's shapes as a
+fraction of this CPU's fp32 matmul ceiling, padded vs packed micro-batches (`learner.packing`).
 """
 
 from __future__ import annotations
@@ -21,19 +24,17 @@ import argparse
 import json
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from services.learner.microbatches import TrainSample, collate  # noqa: E402
-from services.learner.steplog import read_steps  # noqa: E402
-from shared.protocol import RolloutBatch, Sample  # noqa: E402
+from benchmarks import ROOT
+from services.learner.microbatches import TrainSample, collate
+from services.learner.steplog import read_steps
+from shared.protocol import RolloutBatch, Sample
 
 
 def synthetic(n: int, prompt: int, completion: int, vocab: int, seed: int) -> list[TrainSample]:
@@ -73,7 +74,7 @@ def bare_loop(model_dir: Path, samples: list[TrainSample], micro: int, steps: in
 
 def learner_loop(model_dir: Path, out: Path, redis_url: str, samples: list[TrainSample], args,
                  publish_every: int, tag: str) -> dict[str, float]:
-    from services.learner.main import _build
+    from services.learner.main import build_learner
     from shared.config import Deployment, RunConfig
     from shared.keys import RunKeys
     from shared.protocol import encode
@@ -94,7 +95,7 @@ def learner_loop(model_dir: Path, out: Path, redis_url: str, samples: list[Train
     for step in range(args.steps):
         writer.write(encode(RolloutBatch.from_samples(rows, run_id=run_id, batch_id=f"b{step}", sampler_id="bench",
                                                       policy_version=0, created_at=time.time())))
-    learner, _ = _build(cfg, Deployment(redis_url=redis_url), out / run_id, resume=False)
+    learner, _ = build_learner(cfg, Deployment(redis_url=redis_url), out / run_id, resume=False)
     marks, write = [], learner.steplog.write
 
     def timed_write(rec):  # benchmark instrumentation: wall and CPU clock at each step line
@@ -173,7 +174,7 @@ def summarize(results: dict[str, list], args, model_dir: Path) -> dict:
 
 
 def write_doc(s: dict) -> None:
-    doc = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+    doc = ROOT / "docs" / "benchmarks.md"
     lr, lp, b = s["learner"], s["learner_publish_every_step"], s["bare"]
     section = f"""## Learner
 
@@ -197,7 +198,7 @@ publish (fs store: safetensors + manifest + fsync + rename) took {lp['publish_s_
 Every round, tokens per CPU-s: {json.dumps(s['all_rounds_tokens_per_cpu_s'])};
 tokens/s: {json.dumps(s['all_rounds_tokens_per_s'])}.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/learner.py --write-doc
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.learner --write-doc
 """
     text = doc.read_text() if doc.exists() else "# Benchmarks\n\n"
     if "## Learner\n" in text:

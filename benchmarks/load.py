@@ -11,7 +11,7 @@ Checks and reports: every batch id produced was committed exactly once (none los
 peak Redis `used_memory` and peak stream length (the bound must hold); end-to-end latency from a
 batch's creation (before its write, so back-pressure waiting counts) to its commit, p50/p99.
 
-    .venv/bin/python benchmarks/load.py [--duration 300] [--samplers 8] [--samples 128]
+    .venv/bin/python -m benchmarks.load [--duration 300] [--samplers 8] [--samples 128]
         [--prompt 128] [--completion 512] [--max-backlog 64] [--train-ms 0] [--json out.json]
 Exit status 1 if anything was lost or committed twice, or the stream outgrew its bound.
 """
@@ -33,13 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from shared.embedded_redis import EmbeddedRedis  # noqa: E402
-from shared.keys import RunKeys  # noqa: E402
-from shared.protocol import RolloutBatch, encode  # noqa: E402
-from shared.streams import StreamReader, StreamWriter, backlog_slack, connect  # noqa: E402
+from shared.embedded_redis import EmbeddedRedis
+from shared.keys import RunKeys
+from shared.protocol import RolloutBatch, encode
+from shared.streams import StreamReader, StreamWriter, backlog_slack, connect
 
 RUN = "load"
 
@@ -151,7 +148,7 @@ def run(args: argparse.Namespace) -> dict:
     lat = np.array(consumer.latencies)
     result = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
-        "command": "benchmarks/load.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.load " + " ".join(sys.argv[1:]),
         "samplers": args.samplers, "duration_s": args.duration, "elapsed_s": round(elapsed, 1),
         "batch": f"{args.samples} samples x ({args.prompt} prompt + {args.completion} completion) tokens",
         "payload_bytes": payload, "max_backlog": args.max_backlog, "train_ms": args.train_ms,

@@ -5,8 +5,8 @@ layer dominates; micro-batches of B rows x 3072 tokens (1024 prompt + 2048 compl
 temperature 1.0 with top-k 50. Each configuration runs in a fresh subprocess; its peak is
 resource.getrusage's max RSS, minus the RSS just before the forward (model, optimizer-free).
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/logits_memory.py --rows 1 --chunk 0
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/logits_memory.py --rows 4 --chunk 1024
+    OMP_NUM_THREADS=2 .venv/bin/python -m benchmarks.logits_memory --rows 1 --chunk 0
+    OMP_NUM_THREADS=2 .venv/bin/python -m benchmarks.logits_memory --rows 4 --chunk 1024
 """
 
 from __future__ import annotations
@@ -14,12 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import sys
 import tempfile
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _rss_gb() -> float:

@@ -5,7 +5,7 @@ evaluated version) and the sampler's log (`publish-to-swap` per version: from th
 announcement to the version serving; vLLM's own in-place reload time), draws a 2x3 figure with matplotlib and prints a JSON
 summary (means over the first and last 10 steps, medians of the time split and swap times).
 
-    .venv/bin/python benchmarks/real_model_run.py runs/smollm2-doc --out docs/img/smollm2-run.png
+    .venv/bin/python -m benchmarks.real_model_run runs/smollm2-doc --out docs/img/smollm2-run.png
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import statistics
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 PHASES = ("wait", "forward_backward", "optimizer", "publish", "commit")
 SWAP = re.compile(r"now serving policy version (\d+) \(publish-to-swap ([0-9.]+)s\)")

@@ -13,7 +13,7 @@ runs; medians are reported, in completion tokens per wall-clock second and per C
 the whole process tree (this process, vLLM's engine processes, the reward workers), because
 the 2 cores are shared with other work and wall-clock rates swing with it.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/sampler.py --backend vllm
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.sampler --backend vllm
 """
 
 from __future__ import annotations
@@ -22,13 +22,10 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
 
 

@@ -5,7 +5,7 @@ downloads: the tiny test model and, with --large, Qwen2.5-0.5B's widths (hidden 
 of 64, 2 KV heads, MLP 4864, vocabulary 151936) with 2 layers instead of 24. Each variant is
 timed `--rounds` times, alternating between two versions; medians are printed as JSON.
 
-    .venv/bin/python benchmarks/tied_swap.py [--large] [--rounds 3]
+    .venv/bin/python -m benchmarks.tied_swap [--large] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 
 LARGE = dict(hidden_size=896, num_layers=2, num_heads=14, num_kv_heads=2, intermediate_size=4864, vocab_size=151936)
 
@@ -35,7 +33,8 @@ def measure(name: str, shape: dict, rounds: int, tmp: Path) -> dict:
     from tests.helpers.tiny_qwen2 import build_tiny_qwen2
 
     versions = [build_tiny_qwen2(tmp / f"{name}-v{i}", seed=i, **shape) for i in range(2)]
-    backend = VllmBackend(versions[0], dtype="float32", seed=0, max_model_len=256)
+    engine = dict(dtype="float32", seed=0, max_model_len=256)
+    backend = VllmBackend(versions[0], **engine)
     probe = SamplingSettings(n=1, temperature=0.0, max_new_tokens=4)
     try:
         in_place, rebuild = [], []
@@ -44,8 +43,9 @@ def measure(name: str, shape: dict, rounds: int, tmp: Path) -> dict:
             backend.generate([[1, 20, 21]], probe)
         for r in range(rounds):
             def rebuild_engine(path=versions[(r + 1) % 2]):
+                nonlocal backend
                 backend.close()
-                backend.llm = backend._build(path)
+                backend = VllmBackend(path, **engine)  # a fresh engine
             rebuild.append(timed(rebuild_engine))
             backend.generate([[1, 20, 21]], probe)
     finally:
@@ -61,7 +61,6 @@ def main() -> None:
     ap.add_argument("--large", action="store_true", help="also the Qwen2.5-0.5B-wide 2-layer model")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    sys.path.insert(0, str(ROOT))
     with tempfile.TemporaryDirectory() as tmp:
         shapes = {"tiny-qwen2": {}, **({"qwen2.5-0.5b-wide-2-layer": LARGE} if args.large else {})}
         for name, shape in shapes.items():

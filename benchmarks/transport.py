@@ -12,7 +12,7 @@ batch the same comparison also runs over the server's unix socket, both sides, f
 Writes the results under "## Transport" in docs/benchmarks.md (other sections are left alone;
 the text is `benchmarks/transport_doc.py`'s).
 
-    .venv/bin/python benchmarks/transport.py [--scale X] [--no-docs]
+    .venv/bin/python -m benchmarks.transport [--scale X] [--no-docs]
 """
 
 from __future__ import annotations
@@ -35,13 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from shared.keys import RunKeys  # noqa: E402
-from shared.protocol import RolloutBatch, decode, encode  # noqa: E402
-from shared.streams import StreamReader, StreamWriter, connect  # noqa: E402
-from transport_doc import markdown, write_section  # noqa: E402
+from benchmarks.transport_doc import markdown, write_section
+from shared.keys import RunKeys
+from shared.protocol import RolloutBatch, decode, encode
+from shared.streams import StreamReader, StreamWriter, connect
 
 
 
@@ -285,8 +282,7 @@ def main() -> int:
     args = ap.parse_args()
     info = {**machine(), "repeats": REPEATS, "trials": TRIALS}
     results, commands = run(args.scale)
-    section = markdown(results, commands, info, [Path(sys.executable).name if False else ".venv/bin/python",
-                                                 "benchmarks/transport.py", *sys.argv[1:]])
+    section = markdown(results, commands, info, [".venv/bin/python", "-m", "benchmarks.transport", *sys.argv[1:]])
     print(section)
     if not args.no_docs:
         write_section(section)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from doc_section import replace_section
+from benchmarks import ROOT
+from benchmarks.doc_section import replace_section
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+DOCS = ROOT / "docs" / "benchmarks.md"
 
 
 def markdown(results: list[dict], commands: list[list[str]], info: dict, argv: list[str]) -> str:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The compose stack under a real Docker engine, end to end (issue 17; docs/deploy.md has its log):
+# The compose stack under a real Docker engine, end to end (docs/deploy.md has its log):
 #   engine + Compose v2 -> base image made here -> `docker compose --profile cpu up -d --build`
 #   -> every healthcheck passes -> a short run POSTed to /v1/runs reaches `finished` -> Prometheus
 #   scraped control, sampler and learner -> stack recreated, the run record survives (Redis AOF

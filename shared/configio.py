@@ -7,6 +7,7 @@ Owns turning user input into a validated `RunConfig`, and turning every way that
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,18 @@ from shared.config import RunConfig
 
 class ConfigError(ValueError):
     """A config that cannot be used; `str(err)` is one line naming the key and the problem."""
+
+
+def add_set_argument(p: argparse.ArgumentParser, example: str = "learner.lr=1e-4") -> None:
+    """`--set KEY=VALUE` (repeatable) into `args.overrides`, for `load_config`."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override a config value, e.g. --set {example} (repeatable)")
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    """The run config arguments most subcommands take: `CONFIG [--set KEY=VALUE ...]`."""
+    p.add_argument("config", help="run config YAML")
+    add_set_argument(p)
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

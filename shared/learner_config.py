@@ -19,13 +19,19 @@ class LearnerConfig(Strict):
     """Most samples in one forward/backward micro-batch."""
     micro_batch_tokens: int = Field(default=8192, ge=1)
     """Token budget of one micro-batch: rows x its longest row (a row: prompt + completion, or
-    with `share_prompts` one prompt + its completions), padded."""
+    with `share_prompts` one prompt + its completions), padded; with `packing`, real tokens."""
     share_prompts: bool = True
     """Backpropagate each prompt once per micro-batch: a prompt's completions share one row
     after it (block attention mask, positions restarted), so G completions cost P + G x C
     tokens instead of G x (P + C). Same gradient. Only where a FLOP estimate from the model's
     shapes says the shared row is cheaper (short completions), and only with sdpa or eager
     attention. Off: one row per sample, as TRL and the paper's code do."""
+    packing: bool = False
+    """Sequence packing: a micro-batch is one unpadded row of whole samples (shared rows with
+    `share_prompts`), at most `micro_batch_tokens` real tokens and `micro_batch_size` samples;
+    positions restart per sample and attention stays inside each (per-sample SDPA, or the
+    flash-attention varlen kernel under flash_attention_2/3). Same gradient, no padding. Needs
+    attention sdpa, eager or flash. See docs/learner.md (Sequence packing)."""
     logits_chunk_tokens: int = Field(default=1024, ge=0)
     """Project hidden states to the vocabulary only at completion positions, this many at a
     time, each chunk recomputed in backward (`shared.algo.chunked_logprobs`): the output layer's

@@ -1,5 +1,5 @@
-"""Reading a finished (or running) run's folder: which model folder a MODEL argument means, and
-the run's record (config, steps, evals), for `dashrl eval` and `dashrl export`.
+"""A run's folder: where it is (`run_dir`, the one copy of that rule), which model folder a MODEL
+argument means, and the run's record (config, steps, evals), for `dashrl eval` and `dashrl export`.
 
 A MODEL argument may be any Hugging Face model folder, or a place in a run folder
 (`<output_dir>/<run_id>/`, layout in docs/architecture.md):
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared.config import RunConfig
 from shared.configio import ConfigError
 
 
@@ -29,6 +30,15 @@ class ModelRef:
     """The policy version it holds (0: the starting model or a plain folder)."""
     label: str
     """How it is named in tables: `final`, `v12`, `step-20`, or the folder's name."""
+
+
+def run_dir(cfg: RunConfig, run_id: str | None = None) -> Path:
+    """The folder of run `run_id` (default: the config's): `<output_dir>/<run_id>/`. Raises
+    ConfigError when there is no run id."""
+    run_id = run_id or cfg.run_id
+    if not run_id:
+        raise ConfigError("run_id: required (set it with --set run_id=...)")
+    return Path(cfg.output_dir) / run_id
 
 
 def _is_model(p: Path) -> bool:

@@ -19,20 +19,17 @@ Invariants (the "nothing lost" rules):
   after `claim_idle_ms`; a write retried after a lost reply may be stored twice. Consumers make
   their commit idempotent (the learner keys it by `batch_id` in `RunKeys.trained`).
 - Entries that do not decode go to a dead-letter stream with the reason, and are acked.
-Every entry carries its payload in the field `b"m"`.
+Every entry carries its payload in the field `b"m"` (`shared.keys.PAYLOAD_FIELD`).
 """
 
 from __future__ import annotations
 
 from shared.broadcast import Broadcast
-from shared.keys import PAYLOAD_FIELD
 from shared.redis_client import RedisUnavailable, connect, with_retry
 from shared.streams_reader import Delivery, StreamReader
 from shared.streams_writer import BackpressureTimeout, StreamWriter, backlog_slack, read_backlog
 
-FIELD = PAYLOAD_FIELD
-
 __all__ = [
-    "FIELD", "BackpressureTimeout", "Broadcast", "Delivery", "RedisUnavailable", "StreamReader",
+    "BackpressureTimeout", "Broadcast", "Delivery", "RedisUnavailable", "StreamReader",
     "StreamWriter", "backlog_slack", "connect", "read_backlog", "with_retry",
 ]

@@ -1,4 +1,7 @@
-"""Shared fixtures: a real, private redis-server per test session (or per test when needed)."""
+"""Shared fixtures: a real, private redis-server per test session (or per test when needed), and
+the markers that follow from them: every test under tests/integration/ or using a Redis fixture
+is marked `process`, and a `gpu` test is skipped unless torch sees a CUDA device (markers:
+pyproject.toml; docs/testing.md)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import redis
+
+from tests.helpers.markers import PROCESS_FIXTURES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,3 +105,22 @@ def _quiet_threads():
     # Two cores: keep torch from oversubscribing them in tests.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     yield
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    integration = ROOT / "tests" / "integration"
+    for item in items:  # integration tests start real processes by definition
+        if item.path.is_relative_to(integration) or PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.process)
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu and not _cuda_available():  # torch is imported only when a gpu test was collected
+        for item in gpu:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))

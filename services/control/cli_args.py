@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 
-from services.cli import _add_config_args
+from shared.configio import add_config_args
 
 
 def run_args(p: argparse.ArgumentParser) -> None:
-    _add_config_args(p)
+    add_config_args(p)
     p.add_argument("--port", type=int, default=None,
                    help="dashboard/API port (default $DASHRL_CONTROL_PORT or 8000; a free one if taken)")
 
@@ -44,7 +44,7 @@ def probe_args(p: argparse.ArgumentParser) -> None:
 
 
 def submit_args(p: argparse.ArgumentParser) -> None:
-    _add_config_args(p)
+    add_config_args(p)
     p.add_argument("--url", default=None,
                    help="control plane base URL (default http://127.0.0.1:$DASHRL_CONTROL_PORT)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="HTTP timeout (default 30)")

@@ -28,13 +28,14 @@ import redis
 from services.control.gpus import plan_gpus, visible_gpus
 from services.control.runs_store import RunsStore
 from services.control.supervise import (
-    ServiceSpec, Torchrun, free_port, log_tail, run_dir, spawn, split_threads, terminate, write_run_config,
+    ServiceSpec, Torchrun, free_port, log_tail, spawn, split_threads, terminate, write_run_config,
 )
 from shared.broadcast import Broadcast
 from shared.config import RunConfig
 from shared.keys import ASSIGNMENTS
 from shared.metrics import ControlMetrics
 from shared.protocol import RunAssignment
+from shared.run_folder import run_dir
 from shared.runstate import RunState
 
 log = logging.getLogger(__name__)
@@ -113,11 +114,6 @@ class LocalLauncher(Launcher):
         run = self._runs.get(run_id)
         if run is not None:
             run.deadline = 0.0
-
-    def instances(self, run_id: str) -> dict[str, int | None]:
-        """Instance -> exit code (None while running)."""
-        run = self._runs.get(run_id)
-        return {} if run is None else {k: p.poll() for k, (_s, p) in run.procs.items()}
 
     def close(self, grace_s: float = 0.0) -> None:
         """Stop every run gracefully within `grace_s`, then terminate what is left."""

@@ -25,11 +25,11 @@ from services.control.runs_store import RunsStore
 from services.control.server import BackgroundServer
 from services.control.settings import ControlSettings
 from services.control.status import TERMINAL, RunView
-from services.control.supervise import run_dir
 from shared.config import Deployment, RunConfig
 from shared.configio import load_config
 from shared.embedded_redis import redis_url_for_run
 from shared.redis_client import connect
+from shared.run_folder import run_dir
 
 
 def _pick_port(wanted: int) -> int:

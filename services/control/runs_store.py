@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import redis
 
@@ -19,6 +18,7 @@ from services.control.status import TERMINAL, RunView, derive_state, series_fiel
 from shared.config import RunConfig
 from shared.keys import RUNS_INDEX, RunKeys
 from shared.protocol import Heartbeat, ProtocolError, decode
+from shared.run_folder import run_dir
 from shared.runstate import RunState
 from shared.streams import read_backlog
 
@@ -54,7 +54,7 @@ class RunsStore:
         pipe = self.r.pipeline()
         pipe.hset(keys.state, mapping={
             "state": "pending", "config": cfg.model_dump_json(), "launcher": launcher,
-            "run_dir": str(Path(cfg.output_dir) / run_id),
+            "run_dir": str(run_dir(cfg)),
         })
         pipe.zadd(RUNS_INDEX, {run_id: now})
         pipe.execute()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from shared.config import RunConfig
 from shared.configio import dump_config
+from shared.run_folder import run_dir
 
 ROLES = ("sampler", "learner")
 
@@ -66,11 +67,6 @@ class Torchrun:
         else:
             cmd.append("--standalone")
         return cmd + ["-m"]
-
-
-def run_dir(cfg: RunConfig) -> Path:
-    assert cfg.run_id
-    return Path(cfg.output_dir) / cfg.run_id
 
 
 def write_run_config(cfg: RunConfig) -> Path:

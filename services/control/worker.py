@@ -33,12 +33,13 @@ import redis
 from services.control.runs_store import RunsStore
 from services.control.status import TERMINAL
 from services.control.supervise import (
-    ServiceSpec, Torchrun, log_tail, run_dir, spawn, terminate, write_run_config,
+    ServiceSpec, Torchrun, log_tail, spawn, terminate, write_run_config,
 )
 from shared.config import Deployment, RunConfig
 from shared.keys import ASSIGNMENTS, PAYLOAD_FIELD
 from shared.protocol import ProtocolError, RunAssignment, decode
 from shared.redis_client import connect, with_retry
+from shared.run_folder import run_dir
 from shared.runstate import RunState
 
 log = logging.getLogger("dashrl.worker")

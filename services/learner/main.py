@@ -13,33 +13,35 @@ import logging
 import signal
 from pathlib import Path
 
+from shared import run_folder
 from shared.config import Deployment, RunConfig
-from shared.configio import ConfigError, dump_config, load_config
+from shared.configio import ConfigError, add_config_args, dump_config, load_config
 
 log = logging.getLogger("dashrl.learner")
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
-    from services.cli import _add_config_args
-
-    _add_config_args(p)
+    add_config_args(p)
     p.add_argument("--resume", action="store_true",
                    help="continue from the newest checkpoint in the run folder (fresh start if none)")
 
 
-def _check(cfg: RunConfig, dep: Deployment, run_dir: Path, resume: bool) -> None:
+def _check(cfg: RunConfig, dep: Deployment, resume: bool) -> Path:
+    """Refuse a config the learner cannot run; returns the run folder."""
     from services.learner.checkpoint import latest_checkpoint
 
     if cfg.run_id is None:
         raise ConfigError("run_id: required by the learner (set it with --set run_id=...)")
     if not dep.redis_url:
         raise ConfigError("DASHRL_REDIS_URL: required by the learner")
+    run_dir = run_folder.run_dir(cfg)
     if not resume and latest_checkpoint(run_dir) is not None:
         raise ConfigError(f"{run_dir}: the run already has checkpoints; pass --resume to continue it "
                           "(starting over would train its batches twice)")
+    return run_dir
 
 
-def _build(cfg: RunConfig, dep: Deployment, run_dir: Path, resume: bool):
+def build_learner(cfg: RunConfig, dep: Deployment, run_dir: Path, resume: bool):
     import torch
 
     from services.learner import distributed, model as modelmod
@@ -115,9 +117,8 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.config, args.overrides)
     dep = Deployment.from_env()
-    run_dir = Path(cfg.output_dir) / str(cfg.run_id)
-    _check(cfg, dep, run_dir, args.resume)
-    learner, ctx = _build(cfg, dep, run_dir, args.resume)
+    run_dir = _check(cfg, dep, args.resume)
+    learner, ctx = build_learner(cfg, dep, run_dir, args.resume)
 
     def on_signal(signum, _frame):
         log.info("learner: %s received; finishing the current step", signal.Signals(signum).name)

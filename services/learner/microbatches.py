@@ -7,6 +7,8 @@ Owns three small steps, the first two pure:
   and a sample cap, longest first so that padding stays small; `update_groups`: which samples
   each optimizer update of a step uses (PPO none / multi / mini);
 - `collate`: right-padded tensors with the loss mask at the completion's target positions.
+
+`learner.packing` replaces the padded rows by one unpadded row per micro-batch (`packing`).
 """
 
 from __future__ import annotations
@@ -96,6 +98,10 @@ class MicroBatch:
     def to(self, device: torch.device) -> "MicroBatch":
         move = {k: v.to(device, non_blocking=True) for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
         return MicroBatch(**move, num_tokens=self.num_tokens)
+
+    def model_inputs(self) -> dict[str, torch.Tensor]:
+        """Keyword arguments of the model's (or decoder's) forward for these rows."""
+        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
 
 
 def collate(samples: Sequence[TrainSample], pad_id: int = 0) -> MicroBatch:

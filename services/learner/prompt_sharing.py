@@ -32,8 +32,8 @@ import torch
 
 from services.learner.microbatches import TrainSample, pack_micro_batches
 
-MASK_IMPLEMENTATIONS = ("sdpa", "eager")
-"""Attention implementations that use a 4D attention mask as given."""
+MASK_IMPLEMENTATIONS = ("sdpa", "eager", "dashrl_packed_sdpa")
+"""Attention implementations that use a 4D attention mask as given (the last: `packing`'s)."""
 
 
 def attention_weight(config) -> float:
@@ -55,7 +55,7 @@ def worth_sharing(prompt_len: int, completion_lens: Sequence[int], weight: float
     return cost(prompt_len + sum(completion_lens)) < sum(cost(prompt_len + c) for c in completion_lens)
 
 
-def _rows(samples: Sequence[TrainSample], max_tokens: int, max_samples: int, weight: float) -> list[list[int]]:
+def shared_rows(samples: Sequence[TrainSample], max_tokens: int, max_samples: int, weight: float) -> list[list[int]]:
     """Samples grouped by identical prompt (first appearance order), each group cut into rows of
     at most `max_samples` samples and, where possible, at most `max_tokens` tokens; a group that
     is not `worth_sharing` gets one row per sample."""
@@ -97,7 +97,7 @@ def pack_shared(samples: Sequence[TrainSample], max_tokens: int, max_samples: in
     every group). Packed like one row per sample (`batching.pack_micro_batches`): longest first."""
     if max_tokens < 1 or max_samples < 1:
         raise ValueError("max_tokens and max_samples must be >= 1")
-    rows = _rows(samples, max_tokens, max_samples, attention)
+    rows = shared_rows(samples, max_tokens, max_samples, attention)
     lens = [row_length(samples, r) for r in rows]
     return [[rows[k] for k in mb] for mb in pack_micro_batches(lens, max_tokens, max_samples, [len(r) for r in rows])]
 
@@ -119,6 +119,30 @@ class SharedMicroBatch:
         move = {k: v.to(device, non_blocking=True) for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
         return SharedMicroBatch(**move, num_tokens=self.num_tokens)
 
+    def model_inputs(self) -> dict[str, torch.Tensor]:
+        """Keyword arguments of the model's (or decoder's) forward for these rows."""
+        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask, "position_ids": self.position_ids}
+
+
+def row_layout(samples: Sequence[TrainSample], row: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+    """One shared row, unpadded: token ids (n,), position ids (n,), the (n, n) bool mask (True:
+    may attend) and where each completion starts in the row. A row of one sample is plain causal."""
+    P = len(samples[row[0]].prompt_ids)
+    n = row_length(samples, row)
+    ids, pos = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    allow = np.zeros((n, n), dtype=bool)
+    ids[:P], pos[:P] = samples[row[0]].prompt_ids, np.arange(P)
+    allow[:P, :P] = np.tril(np.ones((P, P), dtype=bool))
+    starts, at = [], P
+    for i in row:
+        C = len(samples[i].completion_ids)
+        ids[at : at + C], pos[at : at + C] = samples[i].completion_ids, np.arange(P, P + C)
+        allow[at : at + C, :P] = True
+        allow[at : at + C, at : at + C] = np.tril(np.ones((C, C), dtype=bool))
+        starts.append(at)
+        at += C
+    return ids, pos, allow, starts
+
 
 def collate_shared(samples: Sequence[TrainSample], rows: Sequence[Sequence[int]], pad_id: int = 0,
                    float_mask: torch.dtype | None = None) -> SharedMicroBatch:
@@ -138,20 +162,15 @@ def collate_shared(samples: Sequence[TrainSample], rows: Sequence[Sequence[int]]
     k = 0
     for r, row in enumerate(rows):
         P = len(samples[row[0]].prompt_ids)
-        ids[r, :P], pos[r, :P] = samples[row[0]].prompt_ids, np.arange(P)
-        allow[r, :P, :P] = np.tril(np.ones((P, P), dtype=bool))
-        at = P
-        for i in row:
-            c = np.asarray(samples[i].completion_ids)
-            C = len(c)
-            ids[r, at : at + C], pos[r, at : at + C] = c, np.arange(P, P + C)
-            allow[r, at : at + C, :P] = True
-            allow[r, at : at + C, at : at + C] = np.tril(np.ones((C, C), dtype=bool))
+        row_ids, row_pos, row_allow, starts = row_layout(samples, row)
+        at = len(row_ids)
+        ids[r, :at], pos[r, :at], allow[r, :at, :at] = row_ids, row_pos, row_allow
+        for i, start in zip(row, starts):
+            C = len(samples[i].completion_ids)
             sample_row[k] = r
-            predictor[k, 0] = P - 1
-            predictor[k, 1:C] = np.arange(at, at + C - 1)
-            targets[k, :C], loss_mask[k, :C], old[k, :C] = c, 1.0, samples[i].logprobs
-            at += C
+            predictor[k, 0] = P - 1  # the prompt's last position predicts every first token
+            predictor[k, 1:C] = np.arange(start, start + C - 1)
+            targets[k, :C], loss_mask[k, :C], old[k, :C] = samples[i].completion_ids, 1.0, samples[i].logprobs
             k += 1
         idx = np.arange(at, L)
         allow[r, idx, idx] = True  # a padding position attends to itself: no empty softmax row (NaN)

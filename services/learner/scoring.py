@@ -9,7 +9,8 @@ soft-cap, a logit scale: Gemma 2/3, Cohere, Granite) or whose output layer is no
 `None`, and the trainer keeps the plain full-logits path for them.
 
 Both layouts come back in the shape the loss expects, with 0 where nothing is scored:
-(B, L-1) per row (`microbatches.MicroBatch`), (S, T) per sample (`prompt_sharing.SharedMicroBatch`).
+(B, L-1) per row (`microbatches.MicroBatch`), (S, T) per sample (`prompt_sharing.SharedMicroBatch`,
+`packing.PackedMicroBatch`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 from torch import Tensor
 
 from services.learner.microbatches import MicroBatch
+from services.learner.packing import PackedMicroBatch
 from services.learner.prompt_sharing import SharedMicroBatch
 from shared.algo.chunked_logprobs import chunked_token_logprobs
 from shared.algo.logprobs import SamplingDistribution
@@ -55,18 +57,16 @@ class OutputHead:
         return self.decoder(**inputs, use_cache=False).last_hidden_state
 
 
-def completion_logprobs(head: OutputHead, mb: MicroBatch | SharedMicroBatch, dist: SamplingDistribution,
-                        chunk: int) -> Tensor:
+def completion_logprobs(head: OutputHead, mb: MicroBatch | SharedMicroBatch | PackedMicroBatch,
+                        dist: SamplingDistribution, chunk: int) -> Tensor:
     """Log-probs of the micro-batch's completion tokens under `dist` (float32), 0 elsewhere:
     (B, L-1) or (S, T). Runs under the caller's autocast, if any."""
     scored = mb.loss_mask > 0
-    if isinstance(mb, SharedMicroBatch):
-        hidden = head.hidden(input_ids=mb.input_ids, attention_mask=mb.attention_mask,
-                             position_ids=mb.position_ids)  # (R, L, H)
+    hidden = head.hidden(**mb.model_inputs())  # (rows, L, H)
+    if isinstance(mb, MicroBatch):
+        h = hidden[:, :-1][scored]  # (N, H)
+    else:
         rows = mb.sample_row.unsqueeze(1).expand_as(mb.predictor)
         h = hidden[rows[scored], mb.predictor[scored]]  # (N, H): the positions predicting the tokens
-    else:
-        hidden = head.hidden(input_ids=mb.input_ids, attention_mask=mb.attention_mask)  # (B, L, H)
-        h = hidden[:, :-1][scored]  # (N, H)
     logp = chunked_token_logprobs(h, head.linear.weight, head.linear.bias, mb.targets[scored], dist, chunk)
     return torch.zeros(scored.shape, dtype=logp.dtype, device=logp.device).masked_scatter(scored, logp)

@@ -14,7 +14,6 @@ sampler/learner mismatch on its fresh samples (`shared.algo.mismatch`) before an
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,30 +24,17 @@ from services.learner.microbatches import MicroBatch, TrainSample, collate, pack
 from services.learner.distributed import DistContext, allreduce_grads, allreduce_max, allreduce_sum
 from services.learner.fsdp import NULL_PASS, even_passes, grad_norm_value, in_root_forward, is_sharded, null_pass
 from services.learner.model import Placement
+from services.learner.packing import PackedMicroBatch, collate_packed, packed_micro_batches, packing_attention
 from services.learner.prompt_sharing import (MASK_IMPLEMENTATIONS, SharedMicroBatch, attention_weight,
-                                             collate_shared, gather_predicting_logits, pack_shared)
+                                             collate_shared, gather_predicting_logits, pack_shared, shared_rows)
 from services.learner.scoring import OutputHead, completion_logprobs
 from shared.algo.logprobs import SamplingDistribution, token_logprobs
 from shared.algo.loss import BatchTotals, GeneratedCounts, policy_loss
 from shared.algo.mismatch import MismatchSums, mismatch_sums, summary
 from shared.config import RunConfig
+from shared.lr_schedule import lr_at
 
 log = logging.getLogger(__name__)
-
-
-def lr_factor(update: int, *, schedule: str, warmup: int, total: int) -> float:
-    """Multiplier of the base lr at optimizer update `update` (0-based): linear warm-up from
-    1/(warmup+1) to 1 over `warmup` updates, then constant, linear to 0, or cosine to 0 at `total`."""
-    if update < warmup:
-        return (update + 1) / (warmup + 1)
-    if schedule == "constant":
-        return 1.0
-    progress = min(1.0, (update - warmup) / max(1, total - warmup))
-    if schedule == "linear":
-        return 1.0 - progress
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    raise ValueError(f"unknown schedule {schedule!r}")
 
 
 @dataclass
@@ -78,11 +64,15 @@ class Trainer:
         lc, algo = cfg.learner, cfg.algo
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.sharded = is_sharded(model)  # FSDP2: the ranks reduce-scatter in backward (`fsdp`)
-        self.optimizer = torch.optim.AdamW(self.params, lr=lc.lr, betas=lc.betas, weight_decay=lc.weight_decay)
+        # fused: one pass over each tensor instead of one per elementwise op (CPU: 3.6 -> 1.0 s per
+        # step for 135M parameters on one thread); plain parameters only (not DTensor shards)
+        fused = all(type(p) is torch.nn.Parameter and p.device.type in ("cpu", "cuda") for p in self.params)
+        self.optimizer = torch.optim.AdamW(self.params, lr=lc.lr, betas=lc.betas, weight_decay=lc.weight_decay,
+                                           fused=fused or None)
         per_step = algo.ppo_epochs if algo.ppo != "none" else 1
         warm, total = lc.warmup_steps * per_step, lc.max_steps * per_step
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda u: lr_factor(u, schedule=lc.schedule, warmup=warm, total=total))
+            self.optimizer, lambda u: lr_at(u, schedule=lc.schedule, warmup=warm, total=total))  # lr factor
         self.updates = 0
         attn = getattr(model.config, "_attn_implementation", None)
         self.share_prompts = lc.share_prompts and attn in MASK_IMPLEMENTATIONS
@@ -91,6 +81,10 @@ class Trainer:
                         " or ".join(MASK_IMPLEMENTATIONS), attn)
         self._float_mask = torch.float32 if attn == "eager" else None
         self._attention = attention_weight(model.config)
+        self.packing = lc.packing  # one unpadded row per micro-batch; switches sdpa/eager to packed attention
+        for m in (model, ref_model) if lc.packing else ():
+            if m is not None:
+                packing_attention(m)
         self.head = OutputHead.of(model) if lc.logits_chunk_tokens else None
         if lc.logits_chunk_tokens and self.head is None:
             log.warning("learner: %s's logits are not lm_head(hidden): full logits at every position",
@@ -174,6 +168,12 @@ class Trainer:
         """This rank's micro-batches of one update, on the device (sharded: then NULL_PASS up to
         the busiest rank's count, `fsdp.even_passes`)."""
         lc, r, w, dev = self.cfg.learner, self.ctx.rank, self.ctx.world, self.place.device
+        if self.packing:
+            units = shared_rows(samples, lc.micro_batch_tokens, lc.micro_batch_size, self._attention) \
+                if self.share_prompts else [[i] for i in range(len(samples))]
+            rows = packed_micro_batches(samples, units, lc.micro_batch_tokens, lc.micro_batch_size)
+            mine = (collate_packed(samples, segments).to(dev) for segments in rows[r::w])
+            return even_passes(mine, len(rows), w if self.sharded else 1)
         packed = pack_shared(samples, lc.micro_batch_tokens, lc.micro_batch_size, self._attention) \
             if self.share_prompts else []
         if any(len(row) > 1 for mb in packed for row in mb):  # else the plain layout (its fast causal kernels)
@@ -184,7 +184,7 @@ class Trainer:
         mine = (collate([samples[i] for i in g], self.pad_id).to(dev) for g in groups[r::w])
         return even_passes(mine, len(groups), w if self.sharded else 1)
 
-    def _logprobs(self, model: Any, mb: MicroBatch | SharedMicroBatch) -> torch.Tensor:
+    def _logprobs(self, model: Any, mb: MicroBatch | SharedMicroBatch | PackedMicroBatch) -> torch.Tensor:
         """Log-probs of the completion tokens under the sampling distribution (float32):
         (B, L-1) per row, or (S, T) per sample when shared. By default logits only at the
         completion positions, in chunks (`scoring`); with `logits_chunk_tokens: 0` at every
@@ -194,14 +194,12 @@ class Trainer:
         with self.place.autocast():
             if head is not None:
                 return in_root_forward(model, completion_logprobs, head, mb, self.dist, chunk)
-            if isinstance(mb, SharedMicroBatch):
-                logits = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask,
-                               position_ids=mb.position_ids).logits  # (R, L, V)
+            logits = model(**mb.model_inputs()).logits  # (rows, L, V)
+            if not isinstance(mb, MicroBatch):  # shared or packed rows: per sample (S, T)
                 return token_logprobs(gather_predicting_logits(logits, mb), mb.targets, self.dist)
-            logits = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits  # (B, L, V)
         return token_logprobs(logits[:, :-1], mb.targets, self.dist)
 
-    def _forward_backward(self, mb: MicroBatch | SharedMicroBatch, totals: BatchTotals,
+    def _forward_backward(self, mb: MicroBatch | SharedMicroBatch | PackedMicroBatch, totals: BatchTotals,
                           mismatch: MismatchSums | None = None):
         algo = self.cfg.algo
         logp = self._logprobs(self.model, mb)

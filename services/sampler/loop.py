@@ -18,7 +18,6 @@ import logging
 import threading
 import time
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Any, Callable
 
 from services.sampler.backends import GenerationBackend, SamplingSettings
@@ -198,7 +197,3 @@ class Heartbeater:
         self._stop.set()
         self._thread.join()
         self.send(final_state, self.info())
-
-
-def run_dir(cfg: RunConfig, run_id: str) -> Path:
-    return Path(cfg.output_dir) / run_id

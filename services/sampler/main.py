@@ -20,6 +20,7 @@ from shared.config import Deployment, RunConfig
 from shared.configio import ConfigError, load_config
 from shared.keys import RunKeys
 from shared.metrics import sampler_metrics, serve
+from shared.run_folder import run_dir
 from shared.runstate import RunState
 from shared.streams import StreamWriter, connect
 
@@ -34,7 +35,7 @@ def build(cfg: RunConfig, r, run_id: str, metrics, local_dir: Path, backend=None
     from services.sampler.backends import make_backend
     from services.sampler.eval_sets import exclude_eval_questions, load_eval_sets
     from services.sampler.evaluation import build_suite
-    from services.sampler.loop import SamplerLoop, run_dir
+    from services.sampler.loop import SamplerLoop
     from services.sampler.finisher import BatchFinisher
     from services.sampler.rewards import RewardPool, reward_spec
     from services.sampler.weights_follower import WeightsFollower
@@ -74,7 +75,6 @@ def build(cfg: RunConfig, r, run_id: str, metrics, local_dir: Path, backend=None
 
 def _tracking(cfg: RunConfig, reg):
     """The run's experiment trackers (`tracking:`), one tracker run per sampler shard."""
-    from services.sampler.loop import run_dir
     from shared.metrics import tracker_errors
     from shared.tracking import Tracking
 

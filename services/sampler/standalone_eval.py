@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from shared.configio import ConfigError, load_config
+from shared.configio import ConfigError, add_set_argument, load_config
 from shared.eval_config import EvalConfig, FileEval
 from shared.run_folder import resolve_model
 
@@ -33,8 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="eval data: .jsonl/.parquet files or HF dataset folders, or `task` for the run "
                         "config's own evals (task.evals / its held-out split); repeatable")
     p.add_argument("--config", help="run config YAML (default: the config.yaml of MODEL's run, if any)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set sampler.max_new_tokens=1024")
+    add_set_argument(p, example="sampler.max_new_tokens=1024")
     p.add_argument("--k", dest="ks", type=int, nargs="+", action="extend", default=None, metavar="K",
                    help="report unbiased pass@K over --samples completions (default: the config's; files: 1)")
     p.add_argument("--samples", type=int, default=None, help="n completions per problem for pass@k (default: max K)")

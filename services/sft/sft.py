@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Literal
 
 from services.sft.sft_data import SftExample, collate, encode_row, read_rows
+from shared import lr_schedule
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,10 @@ class SftSettings:
 
 
 def lr_at(step: int, total: int, s: SftSettings) -> float:
-    """Linear warm-up over `warmup_steps`, then cosine to 10% of `lr` at `total` (or constant)."""
-    if s.warmup_steps and step < s.warmup_steps:
-        return s.lr * (step + 1) / s.warmup_steps
-    if s.schedule == "constant" or total <= s.warmup_steps:
-        return s.lr
-    frac = min(1.0, (step - s.warmup_steps) / max(1, total - s.warmup_steps))
-    return s.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+    """Linear warm-up over `warmup_steps` (at `lr` on the last), then cosine to 10% of `lr` at
+    `total` (or constant)."""
+    return lr_schedule.lr_at(step, schedule=s.schedule, warmup=s.warmup_steps, total=total, peak=s.lr,
+                             floor=0.1, peak_on_last_warmup=True)
 
 
 def total_steps(n_examples: int, s: SftSettings) -> int:

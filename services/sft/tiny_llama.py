@@ -5,7 +5,8 @@ Owns the tokenizer recipe (digits split one per token, so arithmetic is learnabl
 template so the sampler's "apply the chat template when there is one" path formats prompts
 exactly as SFT did) and the model config (untied embeddings and head size >= 32: vLLM's CPU
 attention needs head sizes from its list, and with tied embeddings its in-place weight reload
-leaves the output layer stale, see MEASURED.md).
+left the output layer stale when this was written; tied models reload correctly now,
+docs/sampler.md "Tied embeddings").
 
 Prompt format, shared with the sampler and SFT:
     apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True)

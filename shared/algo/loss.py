@@ -43,8 +43,6 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor
 
-from shared.algo.logprobs import token_logprobs  # noqa: F401  (its home before the sampling-aware version)
-
 Aggregation = Literal["token", "sequence", "dash"]
 ISLevel = Literal["token", "sequence"]
 

@@ -79,17 +79,6 @@ class ControlServer:
         self.stop()
 
 
-def wait_for(fn, what: str, timeout_s: float = 60.0, every_s: float = 0.2):
-    """Poll `fn()` until it returns something truthy; fail naming `what` after the deadline."""
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
-
 
 def tiny_run_config(out: Path, model: Path, max_steps: int = 500, **sections: dict) -> dict:
     """A run of the real services on a tiny model that trains a step in well under a second."""

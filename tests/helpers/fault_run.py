@@ -18,7 +18,8 @@ import yaml
 from services.learner.steplog import read_steps
 from shared.keys import RunKeys
 from tests.helpers.control_server import tiny_run_config
-from tests.helpers.learner_run import ROOT, start_learner, wait_for
+from tests.helpers.learner_run import ROOT, start_learner
+from tests.helpers.polling import wait_for
 
 PUSHED = re.compile(r"sampler: pushed batch ([0-9a-f]+) \(policy version (\d+)")
 SERVING = re.compile(r"now serving policy version (\d+)")
@@ -68,12 +69,13 @@ class FaultRun:
         return read_steps(path) if path.exists() else []
 
     def wait_steps(self, n: int, timeout: float = 90) -> None:
-        wait_for(lambda: len(self.steps()) >= n, timeout, f"{n} learner steps", self.learner, self.learner_logs[-1])
+        wait_for(lambda: len(self.steps()) >= n, f"{n} learner steps", timeout, procs=self.learner,
+                 log=self.learner_logs[-1])
 
     def wait_pushed(self, n: int, timeout: float = 60) -> None:
         log = self.sampler_logs[-1]
-        wait_for(lambda: len(PUSHED.findall(log.read_text(errors="replace"))) >= n, timeout,
-                 f"{n} batches pushed by the sampler", self.sampler, log)
+        wait_for(lambda: len(PUSHED.findall(log.read_text(errors="replace"))) >= n,
+                 f"{n} batches pushed by the sampler", timeout, procs=self.sampler, log=log)
 
     @staticmethod
     def kill(proc: subprocess.Popen) -> None:

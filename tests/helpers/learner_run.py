@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -47,17 +45,6 @@ def start_learner(config: Path, redis_url: str, log_path: Path, *extra: str, npr
     return subprocess.Popen(learner_cmd(config, *extra, nproc=nproc), cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
 
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen | None = None,
-             log_path: Path | None = None) -> None:
-    """Poll `cond` until true; fail with the learner's log tail if it times out or the learner dies."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        died = proc is not None and proc.poll() is not None
-        if died or time.monotonic() > deadline:
-            tail = log_path.read_text()[-3000:] if log_path and log_path.exists() else ""
-            raise AssertionError(f"{'learner exited' if died else 'timed out'} waiting for {what}\n{tail}")
-        time.sleep(0.05)
 
 
 def write_batches(r, run_id: str, batches, max_backlog: int = 64) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from prometheus_client import CollectorRegistry
@@ -12,13 +11,6 @@ from shared.metrics import stream_metrics
 from shared.protocol import StopRun, encode
 from shared.streams import StreamReader, StreamWriter
 
-
-def wait_for(cond, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
 
 
 class Rig:

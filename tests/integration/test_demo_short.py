@@ -3,7 +3,7 @@ policy, `dashrl run configs/demo-cpu.yaml` trains it through an embedded Redis, 
 and the learner, and the held-out accuracy the sampler measures rises well above the SFT start.
 
 The held-out questions are unseen (neither SFT nor RL trains on them). The full demo (1000 steps)
-gains 35 points, 500-step runs 22-30 (docs/demo.md); by step 120 the runs measured there had gained
+gains 35 points, 500-step runs 22-30 (docs/notes.md); by step 120 the runs measured there had gained
 14-17 (with the cosine decay over 500 steps; here it decays over 120), so the 8-point bar leaves room for a loaded
 CI machine and eval noise (200 problems: one standard error is about 3.5 points).
 """

@@ -114,21 +114,11 @@ def spawn(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, __file__, *args], env=env, cwd=ROOT)
 
 
-def wait_for(cond, timeout: float, what: str, procs=()) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        for p in procs:
-            if p.poll() not in (None, 0):
-                raise AssertionError(f"{what}: worker {p.args[2:]} exited with {p.returncode}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
 @pytest.mark.slow
 def test_every_batch_committed_exactly_once_despite_sigkill(redis_proc, redis_client):
     r, url, run_id = redis_client, redis_proc.url, "exactly-once"
     from shared.keys import RunKeys
+    from tests.helpers.polling import wait_for
 
     keys = RunKeys(run_id)
     procs = []
@@ -137,15 +127,17 @@ def test_every_batch_committed_exactly_once_despite_sigkill(redis_proc, redis_cl
         survivor = spawn("reader", url, run_id, "survivor", "0")
         writer = spawn("writer", url, run_id)
         procs = [victim, survivor, writer]
-        wait_for(lambda: r.exists(k(run_id, "victim_ready")), 60, "victim to hold un-acked entries", procs)
+        wait_for(lambda: r.exists(k(run_id, "victim_ready")), "victim to hold un-acked entries", 60, procs=procs,
+                 clean_exit_ok=True)
         held = r.xpending_range(keys.rollouts, keys.rollouts_group, "-", "+", 1000, consumername="victim")
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
         assert len(held) >= 2  # it died holding delivered, un-acked entries
-        wait_for(lambda: writer.poll() is not None, 60, "writer to finish", [survivor, writer])
+        wait_for(lambda: writer.poll() is not None, "writer to finish", 60, procs=[survivor, writer],
+                 clean_exit_ok=True)
         assert writer.returncode == 0
         wait_for(lambda: r.scard(k(run_id, "committed_set")) == N_BATCHES and int(r.hget(keys.backlog, "committed") or 0) == N_BATCHES,
-                 60, "every batch committed and acked", [survivor])
+                 "every batch committed and acked", 60, procs=survivor, clean_exit_ok=True)
         r.set(k(run_id, "stop"), 1)
         assert survivor.wait(30) == 0
     finally:

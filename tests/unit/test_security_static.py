@@ -23,7 +23,7 @@ BANNED_MODULES = {"pickle", "cPickle", "_pickle", "marshal", "shelve", "dill", "
 BANNED_CALLS = {"eval", "exec", "compile", "__import__"}
 # dynamic imports that are allowed, and what guards them
 DYNAMIC_IMPORTS = {
-    "services/cli.py",  # the subcommand table in services/commands.py (fixed names)
+    "services/cli.py",  # its literal subcommand table (fixed names)
     "services/sampler/rewards.py",  # after check_allowed(task.reward, task.reward_allowlist)
 }
 

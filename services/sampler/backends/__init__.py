@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.sampler.backends.base import (
-    Completion, GenerationBackend, IncompatibleWeights, SamplingSettings, count_tokens,
+    Completion, GenerationBackend, IncompatibleWeights, SamplingSettings,
 )
 from shared.config import RunConfig
 
-__all__ = ["Completion", "GenerationBackend", "IncompatibleWeights", "SamplingSettings", "count_tokens", "make_backend"]
+__all__ = ["Completion", "GenerationBackend", "IncompatibleWeights", "SamplingSettings", "make_backend"]
 
 
 def make_backend(cfg: RunConfig, model_path: str | Path | None = None) -> GenerationBackend:

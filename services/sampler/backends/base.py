@@ -76,10 +76,6 @@ class GenerationBackend(ABC):
         """Release the model (and any engine process)."""
 
 
-def count_tokens(outputs: list[list[Completion]]) -> int:
-    return sum(len(c.token_ids) for group in outputs for c in group)
-
-
 def tensor_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
     """{tensor name: shape} of a folder's safetensors files, read from their headers only."""
     from safetensors import safe_open

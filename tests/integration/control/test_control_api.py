@@ -13,7 +13,8 @@ import pytest
 from shared.keys import ASSIGNMENTS, PAYLOAD_FIELD, RunKeys
 from shared.protocol import RunAssignment, decode
 from shared.runstate import RunState
-from tests.helpers.control_server import ROOT, ControlServer, wait_for
+from tests.helpers.control_server import ROOT, ControlServer
+from tests.helpers.polling import wait_for
 
 RUN_CONFIG = {"learner": {"max_steps": 3, "train_batch_size": 8, "micro_batch_size": 4},
               "sampler": {"backend": "transformers", "sampling_batch_prompts": 2, "group_size": 2, "num_shards": 2}}
@@ -140,7 +141,7 @@ def test_readyz_reports_redis_down(fresh_redis, tmp_path):
         assert down.status_code == 503 and down.json()["status"] == "unavailable"
         assert c.get("/healthz").status_code == 200
         fresh_redis.start()
-        wait_for(lambda: c.get("/readyz").status_code == 200, "readyz after Redis came back", timeout_s=20)
+        wait_for(lambda: c.get("/readyz").status_code == 200, "readyz after Redis came back", 20)
 
 
 def test_refuses_public_bind_without_token(redis_proc, tmp_path):

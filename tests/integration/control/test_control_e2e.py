@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from tests.helpers.chromium import Browser, chromium_binary
-from tests.helpers.control_server import ROOT, ControlServer, tiny_run_config, wait_for
+from tests.helpers.control_server import ROOT, ControlServer, tiny_run_config
+from tests.helpers.polling import wait_for
 from tests.helpers.prometheus import Prometheus, prometheus_binary
 from tests.helpers.tiny_model import build_tiny_model
 

@@ -7,7 +7,8 @@ import signal
 
 import pytest
 
-from tests.helpers.control_server import ControlServer, tiny_run_config, wait_for
+from tests.helpers.control_server import ControlServer, tiny_run_config
+from tests.helpers.polling import wait_for
 from tests.helpers.fault_run import FaultRun
 from tests.helpers.tiny_model import build_tiny_model
 from tests.integration.control.test_control_worker import start_worker

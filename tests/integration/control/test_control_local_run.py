@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers.control_server import ROOT, free_port, tiny_run_config, wait_for
+from tests.helpers.control_server import ROOT, free_port, tiny_run_config
+from tests.helpers.polling import wait_for
 from tests.helpers.tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.slow

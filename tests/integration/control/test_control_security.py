@@ -14,7 +14,8 @@ from services.control.runs_store import RunsStore
 from services.control.settings import ControlSettings
 from shared.runstate import RunState
 from tests.helpers.chromium import Browser, chromium_binary
-from tests.helpers.control_server import TOKEN, ControlServer, wait_for
+from tests.helpers.control_server import TOKEN, ControlServer
+from tests.helpers.polling import wait_for
 
 RUN_CONFIG = {"learner": {"max_steps": 3, "train_batch_size": 8, "micro_batch_size": 4},
               "sampler": {"backend": "transformers", "sampling_batch_prompts": 2, "group_size": 2}}

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from shared.keys import ASSIGNMENTS
-from tests.helpers.control_server import ROOT, ControlServer, tiny_run_config, wait_for
+from tests.helpers.control_server import ROOT, ControlServer, tiny_run_config
+from tests.helpers.polling import wait_for
 from tests.helpers.tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ import redis
 
 from tests.helpers.compose_file import ROOT, active_services, example_env, load_compose
 from tests.helpers.compose_local import ComposeProcesses
-from tests.helpers.control_server import wait_for
+from tests.helpers.polling import wait_for
 from tests.helpers.tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.slow
@@ -69,7 +69,7 @@ def test_cpu_profile_completes_a_run(stack, tmp_path):
     run_id = submit.stdout.strip()
 
     api = f"http://127.0.0.1:{stack.ports[('control', 8000)]}"
-    view = wait_for(lambda: _finished(api, run_id), f"run {run_id} to finish", timeout_s=150, every_s=1)
+    view = wait_for(lambda: _finished(api, run_id), f"run {run_id} to finish", 150, every=1)
     assert view["state"] == "finished", json.dumps(view, indent=1)[:3000] + stack.log("learner-cpu")[-3000:]
     assert view["learner_step"] == MAX_STEPS
 

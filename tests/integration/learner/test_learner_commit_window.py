@@ -5,7 +5,7 @@ ack them without training (their batch ids are in the checkpoint), then go on wi
 The death is injected by making the real reader's ack raise; everything else is real.
 """
 
-from services.learner.main import _build
+from services.learner.main import build_learner
 from services.learner.steplog import read_steps
 from shared.config import Deployment
 from shared.configio import load_config
@@ -29,7 +29,7 @@ def test_crash_between_checkpoint_and_ack(redis_proc, redis_client, tmp_path):
     dep, run_dir, keys = Deployment(redis_url=redis_proc.url), tmp_path / "runs" / run, RunKeys(run)
     write_batches(redis_client, run, batches[:3])
 
-    learner, _ = _build(load_config(path), dep, run_dir, resume=False)
+    learner, _ = build_learner(load_config(path), dep, run_dir, resume=False)
 
     def die(_ids):
         raise Crash()
@@ -45,7 +45,7 @@ def test_crash_between_checkpoint_and_ack(redis_proc, redis_client, tmp_path):
     assert redis_client.xpending(keys.rollouts, keys.rollouts_group)["pending"] == 3
 
     write_batches(redis_client, run, batches[3:])
-    learner, _ = _build(load_config(path, ["learner.max_steps=4"]), dep, run_dir, resume=True)
+    learner, _ = build_learner(load_config(path, ["learner.max_steps=4"]), dep, run_dir, resume=True)
     assert learner.run() is True
     recs = read_steps(run_dir / "metrics.jsonl")
     assert [r["batch_ids"] for r in recs] == [[b.batch_id] for b in batches]  # none trained twice

@@ -15,7 +15,8 @@ from services.learner.checkpoint import list_checkpoints
 from services.learner.steplog import read_steps
 from shared.keys import RunKeys
 from shared.runstate import RunState
-from tests.helpers.learner_run import start_learner, wait_for, write_batches, write_config
+from tests.helpers.learner_run import start_learner, write_batches, write_config
+from tests.helpers.polling import wait_for
 from tests.helpers.scripted_rollouts import ScriptedPolicy, prompts
 from tests.helpers.tiny_model import build_tiny_model
 
@@ -44,7 +45,7 @@ def test_sigkill_and_resume_trains_each_batch_exactly_once(redis_proc, redis_cli
     # run 1: four batches; killed after step 4 was trained, before its commit
     write_batches(redis_client, run, batches[:4])
     proc = start_learner(cfg, redis_proc.url, log)
-    wait_for(lambda: steps_logged() == [1, 2, 3, 4], 120, "step 4", proc, log)
+    wait_for(lambda: steps_logged() == [1, 2, 3, 4], "step 4", 120, procs=proc, log=log)
     _kill(proc)
     assert [s for s, _ in list_checkpoints(run_dir)] == [3]
     assert redis_client.xlen(RunKeys(run).rollouts) == 1  # step 4's entry: trained, never acked
@@ -56,7 +57,7 @@ def test_sigkill_and_resume_trains_each_batch_exactly_once(redis_proc, redis_cli
     # run 2: resumes at step 3, redoes step 4, trains 5-7; killed while waiting for step 8's data
     write_batches(redis_client, run, batches[4:7])
     proc = start_learner(cfg, redis_proc.url, log, "--resume")
-    wait_for(lambda: steps_logged() == [1, 2, 3, 4, 5, 6, 7], 120, "step 7", proc, log)
+    wait_for(lambda: steps_logged() == [1, 2, 3, 4, 5, 6, 7], "step 7", 120, procs=proc, log=log)
     _kill(proc)
 
     # run 3: the rest, to the end

@@ -8,7 +8,8 @@ from services.learner.checkpoint import list_checkpoints
 from services.learner.steplog import read_steps
 from shared.keys import RunKeys
 from shared.runstate import RunState
-from tests.helpers.learner_run import start_learner, wait_for, write_batches, write_config
+from tests.helpers.learner_run import start_learner, write_batches, write_config
+from tests.helpers.polling import wait_for
 from tests.helpers.scripted_rollouts import ScriptedPolicy, prompts
 from tests.helpers.tiny_model import build_tiny_model
 
@@ -26,7 +27,7 @@ def test_sigterm_commits_then_stop_request_finishes(redis_proc, redis_client, tm
 
     write_batches(redis_client, run, batches[:2])
     proc = start_learner(cfg, redis_proc.url, log)
-    wait_for(lambda: len(read_steps(run_dir / "metrics.jsonl")) == 2, 120, "step 2", proc, log)
+    wait_for(lambda: len(read_steps(run_dir / "metrics.jsonl")) == 2, "step 2", 120, procs=proc, log=log)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 0, log.read_text()[-3000:]
     assert [s for s, _ in list_checkpoints(run_dir)] == [2]  # committed on the way out
@@ -35,7 +36,7 @@ def test_sigterm_commits_then_stop_request_finishes(redis_proc, redis_client, tm
 
     write_batches(redis_client, run, batches[2:])
     proc = start_learner(cfg, redis_proc.url, log, "--resume")
-    wait_for(lambda: len(read_steps(run_dir / "metrics.jsonl")) == 3, 120, "step 3", proc, log)
+    wait_for(lambda: len(read_steps(run_dir / "metrics.jsonl")) == 3, "step 3", 120, procs=proc, log=log)
     state.request_stop("test")
     assert proc.wait(60) == 0, log.read_text()[-3000:]
     assert state.learner_done() and (run_dir / "final" / "model.safetensors").exists()

@@ -10,7 +10,8 @@ import yaml
 
 from services.learner.steplog import read_steps
 from shared.runstate import RunState
-from tests.helpers.learner_run import start_learner, wait_for, write_batches, write_config
+from tests.helpers.learner_run import start_learner, write_batches, write_config
+from tests.helpers.polling import wait_for
 from tests.helpers.mlflow_server import MlflowServer
 from tests.helpers.scripted_rollouts import ScriptedPolicy, prompts
 from tests.helpers.tiny_model import build_tiny_model
@@ -51,15 +52,15 @@ def test_a_tracker_killed_mid_run_does_not_stop_the_learner(redis_proc, redis_cl
         run_dir, log = tmp_path / "runs" / run, tmp_path / "learner.log"
         write_batches(redis_client, run, batches[:2])
         proc = start_learner(cfg, redis_proc.url, log)
-        wait_for(lambda: len(read_steps(run_dir / "metrics.jsonl")) == 2, 180, "step 2", proc, log)
+        wait_for(lambda: len(read_steps(run_dir / "metrics.jsonl")) == 2, "step 2", 180, procs=proc, log=log)
         # The tracker opens on its own thread (importing mlflow alone takes seconds): kill the
         # server once it holds the run's first two steps, so steps 3 and 4 go to a dead server.
-        wait_for(lambda: logged_steps(server.url, run) == [1, 2], 180, "steps 1-2 in MLflow", proc, log)
+        wait_for(lambda: logged_steps(server.url, run) == [1, 2], "steps 1-2 in MLflow", 180, procs=proc, log=log)
         server.kill()
         write_batches(redis_client, run, batches[2:4])
-        wait_for(lambda: len(read_steps(run_dir / "metrics.jsonl")) == 4, 180, "step 4", proc, log)
+        wait_for(lambda: len(read_steps(run_dir / "metrics.jsonl")) == 4, "step 4", 180, procs=proc, log=log)
         wait_for(lambda: scrape(log, "dashrl_learner_tracker_errors_total", 'reason="error",tracker="mlflow"') >= 2,
-                 60, "the mlflow failures counted", proc, log)
+                 "the mlflow failures counted", 60, procs=proc, log=log)
         write_batches(redis_client, run, batches[4:])
         assert proc.wait(180) == 0, log.read_text()[-3000:]
     finally:

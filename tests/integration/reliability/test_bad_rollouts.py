@@ -14,7 +14,8 @@ from shared.broadcast import protocol_error_category
 from shared.keys import RunKeys
 from shared.protocol import encode
 from shared.streams import StreamWriter
-from tests.helpers.learner_run import start_learner, wait_for, write_config
+from tests.helpers.learner_run import start_learner, write_config
+from tests.helpers.polling import wait_for
 from tests.helpers.malformed import KINDS, malformed
 from tests.helpers.scripted_rollouts import ScriptedPolicy, prompts
 from tests.helpers.tiny_model import build_tiny_model
@@ -53,9 +54,10 @@ def test_learner_dead_letters_10k_malformed_entries_and_keeps_training(redis_pro
             for kind, payload in bad[i * per_good: (i + 1) * per_good]:
                 kind_of[writer.write(payload, timeout=60)] = kind
             writer.write(encode(batch), timeout=60)
-        wait_for(lambda: redis_client.xlen(keys.deadletter) == N_BAD, 120, "all bad entries dead-lettered", proc, log)
+        wait_for(lambda: redis_client.xlen(keys.deadletter) == N_BAD, "all bad entries dead-lettered", 120,
+                 procs=proc, log=log)
         run_dir = tmp_path / "runs" / run
-        wait_for(lambda: len(read_steps(run_dir / "metrics.jsonl")) == STEPS - 1, 60, "4 steps", proc, log)
+        wait_for(lambda: len(read_steps(run_dir / "metrics.jsonl")) == STEPS - 1, "4 steps", 60, procs=proc, log=log)
         port = int(re.search(r"metrics on port (\d+)", log.read_text()).group(1))
         metrics = _dead_lettered(port)  # scraped while the learner runs
         writer.write(encode(good[-1]), timeout=60)  # the learner finishes on it

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from tests.helpers.fault_run import FaultRun
-from tests.helpers.learner_run import wait_for
+from tests.helpers.polling import wait_for
 from tests.helpers.tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.slow
@@ -53,7 +53,7 @@ def test_redis_restart_mid_run(fresh_redis, tmp_path, model):
         fresh_redis.restart()  # SIGTERM: Redis writes its append-only file, then comes back on the same port
         run.wait_steps(5)
         fresh_redis.stop(kill=False)  # a longer outage: down until the services have noticed it
-        wait_for(lambda: "Redis error" in _logs(run), 30, "the services to see Redis gone")
+        wait_for(lambda: "Redis error" in _logs(run), "the services to see Redis gone", 30)
         fresh_redis.start()
         run.finish()
         r = fresh_redis.client()

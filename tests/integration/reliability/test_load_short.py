@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 def test_eight_samplers_against_one_consumer(tmp_path):
     out = tmp_path / "load.json"
-    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "load.py"), "--duration", "10", "--samplers", "8",
+    res = subprocess.run([sys.executable, "-m", "benchmarks.load", "--duration", "10", "--samplers", "8",
                           "--samples", "32", "--completion", "256", "--max-backlog", "16", "--json", str(out)],
                          capture_output=True, text=True, timeout=180, cwd=ROOT)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]

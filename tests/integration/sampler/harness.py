@@ -19,6 +19,7 @@ from shared.configio import load_config
 from shared.keys import RunKeys
 from shared.metrics import sampler_metrics
 from shared.protocol import RolloutBatch, decode
+from shared.run_folder import run_dir
 from shared.weights import make_store
 
 M, G, NEW = 6, 4, 12
@@ -77,7 +78,7 @@ def publish_perturbed(r, cfg, model_dir: Path, version: int, scale: float = 0.5)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * scale)
-    store = make_store("fs", run_id=cfg.run_id, root=Path(cfg.output_dir) / cfg.run_id / "weights", r=r)
+    store = make_store("fs", run_id=cfg.run_id, root=run_dir(cfg) / "weights", r=r)
     msg = store.publish(model, AutoTokenizer.from_pretrained(str(model_dir)), version, version)
     Broadcast(r, RunKeys(cfg.run_id).weights).publish(msg)
     return Path(msg.location)
@@ -110,7 +111,7 @@ def run_sampler_checks(r, cfg, model_dir: Path, tmp: Path, backend=None, tol: fl
         assert reg.get_sample_value("dashrl_policy_version") == 1
         assert reg.get_sample_value("dashrl_weight_sync_seconds_count") == 1
         assert reg.get_sample_value("dashrl_sampler_batches_total") == 3
-        evals = [json.loads(line) for line in (Path(cfg.output_dir) / cfg.run_id / "eval.jsonl").read_text().splitlines()]
+        evals = [json.loads(line) for line in (run_dir(cfg) / "eval.jsonl").read_text().splitlines()]
         assert [e["version"] for e in evals] == [0, 1] and all(e["num_problems"] == 4 for e in evals)
         info = loop.info()
         assert info["policy_version"] == 1 and 0 < info["kept_fraction"] <= 1 and info["tokens_per_s"] > 0

@@ -5,13 +5,13 @@ sampler` process (heartbeats, swap, graceful stop)."""
 import os
 import subprocess
 import sys
-import time
 
 
 from shared.configio import dump_config
 from shared.keys import RunKeys
 from shared.runstate import RunState
 from tests.conftest import ROOT
+from tests.helpers.polling import wait_for
 from tests.helpers.tiny_model import build_tiny_model
 from tests.integration.sampler.harness import publish_perturbed, read_batches, run_sampler_checks, sampler_config
 
@@ -21,17 +21,6 @@ def test_transformers_backend_batches_logprobs_and_hot_swap(redis_client, tmp_pa
     cfg = sampler_config(model_dir, tmp_path / "runs", "transformers")
     run_sampler_checks(redis_client, cfg, model_dir, tmp_path, tol=1e-4)
 
-
-def wait_for(cond, what: str, timeout: float = 90.0, proc=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"sampler exited with {proc.returncode} while waiting for {what}")
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_sampler_process_swaps_heartbeats_and_stops(redis_proc, redis_client, tmp_path):
@@ -46,9 +35,9 @@ def test_sampler_process_swaps_heartbeats_and_stops(redis_proc, redis_client, tm
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     state = RunState(redis_client, "proc1")
     try:
-        wait_for(lambda: read_batches(redis_client, "proc1"), "a first batch", proc=proc)
+        wait_for(lambda: read_batches(redis_client, "proc1"), "a first batch", 90, procs=proc)
         # Nobody consumes: back-pressure holds the stream at max_backlog, it never grows past it.
-        wait_for(lambda: len(read_batches(redis_client, "proc1")) == 3, "a full backlog", proc=proc)
+        wait_for(lambda: len(read_batches(redis_client, "proc1")) == 3, "a full backlog", 90, procs=proc)
         publish_perturbed(redis_client, cfg, model_dir, version=1)
         keys = RunKeys("proc1")
 
@@ -61,9 +50,9 @@ def test_sampler_process_swaps_heartbeats_and_stops(redis_proc, redis_client, tm
             redis_client.hset(keys.backlog, mapping={"produced": 0, "committed": 0})
             return False
 
-        wait_for(consume_until_version_1, "a batch stamped with version 1", proc=proc)
+        wait_for(consume_until_version_1, "a batch stamped with version 1", 90, procs=proc)
         wait_for(lambda: [h for h in state.heartbeats() if h.info.get("policy_version") == 1.0],
-                 "a heartbeat reporting version 1", proc=proc)
+                 "a heartbeat reporting version 1", 90, procs=proc)
         assert len(read_batches(redis_client, "proc1")) <= 3
         state.request_stop("test done")
         assert proc.wait(timeout=60) == 0
@@ -91,11 +80,11 @@ def test_sync_mode_waits_for_the_next_version(redis_client, tmp_path):
     runner = threading.Thread(target=loop.run, args=(stop.is_set,), daemon=True)
     try:
         runner.start()
-        wait_for(lambda: len(read_batches(redis_client, "sync1")) == 1, "the version-0 batch")
+        wait_for(lambda: len(read_batches(redis_client, "sync1")) == 1, "the version-0 batch", 90)
         runner.join(1.5)  # one learner step's worth is out: it must now wait for version 1
         assert runner.is_alive() and loop.calls == 1
         publish_perturbed(redis_client, cfg, model_dir, version=1)
-        wait_for(lambda: len(read_batches(redis_client, "sync1")) == 2, "the version-1 batch")
+        wait_for(lambda: len(read_batches(redis_client, "sync1")) == 2, "the version-1 batch", 90)
         runner.join(1.5)  # and now it waits for version 2
         assert loop.calls == 2
         assert [b.policy_version for b in read_batches(redis_client, "sync1")] == [0, 1]

@@ -5,9 +5,9 @@ import threading
 
 from services.sampler.main import build
 from shared.metrics import sampler_metrics
+from tests.helpers.polling import wait_for
 from tests.helpers.tiny_model import build_tiny_model
 from tests.integration.sampler.harness import G, M, read_batches, sampler_config
-from tests.integration.sampler.test_sampler_hf import wait_for
 
 NEED = 48  # train_batch_size: two calls' worth (M x G = 24) at most per call
 
@@ -26,7 +26,7 @@ def test_two_sync_samplers_share_the_quota(redis_client, tmp_path):
         for t in runners:
             t.start()
         share = NEED // 2
-        wait_for(lambda: all(lp.finisher.kept_by_version[0] >= share for lp in loops), "both shares", timeout=240)
+        wait_for(lambda: all(lp.finisher.kept_by_version[0] >= share for lp in loops), "both shares", 240)
         calls = [lp.calls for lp in loops]
         for t in runners:
             t.join(1.5)  # each has its share: both now wait for version 1

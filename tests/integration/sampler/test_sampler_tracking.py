@@ -11,9 +11,9 @@ from shared.configio import dump_config
 from shared.runstate import RunState
 from shared.tracking_config import TensorBoardTracker
 from tests.conftest import ROOT
+from tests.helpers.polling import wait_for
 from tests.helpers.tiny_model import build_tiny_model
 from tests.integration.sampler.harness import read_batches, sampler_config
-from tests.integration.sampler.test_sampler_hf import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def test_sampler_figures_and_evals_reach_tensorboard(redis_proc, redis_client, t
     proc = subprocess.Popen([sys.executable, "-m", "services.cli", "sampler", str(cfg_path)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for(lambda: len(read_batches(redis_client, "tb1")) == 2, "two batches", proc=proc)
+        wait_for(lambda: len(read_batches(redis_client, "tb1")) == 2, "two batches", 90, procs=proc)
         RunState(redis_client, "tb1").request_stop("test done")
         assert proc.wait(timeout=90) == 0
     finally:

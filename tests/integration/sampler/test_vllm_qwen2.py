@@ -4,7 +4,7 @@ bias, a chat template), the architecture of the paper's Qwen2.5 models:
 - completions stop at the chat template's turn end `<|im_end|>`, which the generation config
   does not list (shared.stop_tokens), with finish reason TURN_END;
 - the log-probs vLLM returns for its samples equal the learner's forward pass (services/learner
-  model loading + shared.algo.loss.token_logprobs) on the same tokens, in float32;
+  model loading + shared.algo.logprobs.token_logprobs) on the same tokens, in float32;
 - after a real learner training step, the published version reloaded in place (no new engine,
   the tied output layer re-packed) serves exactly what a fresh engine on that version serves,
   and what the trained learner model computes, not the old policy.
@@ -19,7 +19,7 @@ import torch
 from services.learner.microbatches import TrainSample
 from services.learner.model import load_policy, placement
 from services.learner.trainer import Trainer
-from shared.algo.loss import token_logprobs
+from shared.algo.logprobs import token_logprobs
 from shared.config import RunConfig
 from shared.weights import write_version_folder
 from tests.helpers.tiny_qwen2 import build_tiny_qwen2

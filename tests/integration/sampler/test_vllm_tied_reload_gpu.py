@@ -8,9 +8,7 @@ import pytest
 
 from tests.helpers.tiny_qwen2 import build_tiny_qwen2
 
-torch = pytest.importorskip("torch")
-pytestmark = [pytest.mark.gpu, pytest.mark.slow,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = [pytest.mark.gpu, pytest.mark.slow]  # gpu: skipped without CUDA (tests/conftest.py)
 vllm = pytest.importorskip("vllm")
 
 

@@ -2,12 +2,12 @@
 refused (counted, old policy kept), sync-mode waiting, a restarted sampler catching up."""
 
 import threading
-from pathlib import Path
 
 from services.sampler.backends import SamplingSettings
 from services.sampler.backends.hf_backend import HFBackend
 from services.sampler.weights_follower import WeightsFollower
 from shared.metrics import sampler_metrics
+from shared.run_folder import run_dir
 from tests.helpers.tiny_model import build_tiny_model
 from tests.integration.sampler.harness import publish_perturbed, sampler_config
 
@@ -51,4 +51,4 @@ def test_follower_swaps_to_newest_and_refuses_corrupt(redis_client, tmp_path):
 def _store(cfg, r):
     from shared.weights import make_store
 
-    return make_store("fs", run_id=cfg.run_id, root=Path(cfg.output_dir) / cfg.run_id / "weights", r=r)
+    return make_store("fs", run_id=cfg.run_id, root=run_dir(cfg) / "weights", r=r)

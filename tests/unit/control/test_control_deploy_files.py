@@ -57,6 +57,7 @@ def test_prometheus_config_scrapes_three_services():
     assert jobs == {"dashrl-control", "dashrl-sampler", "dashrl-learner"}
 
 
+@pytest.mark.process
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (Debian package prometheus)")
 def test_promtool_accepts_config():
     out = subprocess.run(["promtool", "check", "config", str(PROMETHEUS)], capture_output=True, text=True)

@@ -67,6 +67,7 @@ def _compose_v2() -> bool:
         ["docker", "compose", "version"], capture_output=True).returncode == 0
 
 
+@pytest.mark.process
 @pytest.mark.skipif(not _compose_v2(), reason="no Docker Compose v2 CLI here (the checks above still run)")
 def test_merged_stack_as_compose_resolves_it():
     env = {**ENV, "PATH": os.environ["PATH"], "COMPOSE_FILE": f"compose.yaml:{SMOKE.relative_to(ROOT)}"}

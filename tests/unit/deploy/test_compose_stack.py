@@ -133,6 +133,7 @@ def _compose_cli() -> list[str] | None:
     return None
 
 
+@pytest.mark.process
 @pytest.mark.skipif(_compose_cli() is None, reason="no Docker Compose CLI here (the schema test above still runs)")
 def test_docker_compose_config_accepts_the_files(tmp_path):
     env = {**example_env(), "PATH": __import__("os").environ["PATH"]}
@@ -143,6 +144,7 @@ def test_docker_compose_config_accepts_the_files(tmp_path):
             assert out.returncode == 0, out.stderr
 
 
+@pytest.mark.process
 @pytest.mark.skipif(_compose_cli() is None, reason="no Docker Compose CLI here (test_secrets_are_required still runs)")
 @pytest.mark.parametrize("secret", ["REDIS_PASSWORD", "DASHRL_API_TOKEN"])
 def test_docker_compose_refuses_an_empty_secret(secret):

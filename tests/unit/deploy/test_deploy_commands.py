@@ -12,7 +12,6 @@ import sys
 import pytest
 import tomllib
 
-import services.commands  # noqa: F401  (registers every subcommand in COMMANDS)
 from services.cli import COMMANDS, build_parser
 from shared.config import Deployment
 from tests.helpers.compose_file import ROOT, is_dashrl_service, load_compose
@@ -89,6 +88,7 @@ def test_compose_services_run_the_cli(name, doc):
             assert test[test.index("--alive-file") + 1] == path, where
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
 def test_manifests_run_the_cli(overlay):
     docs = build(overlay)
@@ -114,6 +114,7 @@ def test_manifests_run_the_cli(overlay):
     assert checked >= 3, "control, sampler and learner were not all found"
 
 
+@pytest.mark.process
 def test_control_image_needs_no_heavy_dependency():
     """The control target installs dashrl without its dependencies plus a short list; the control
     plane (app, probe, submit) must import and build its app with the heavy ones unavailable."""

@@ -1,4 +1,4 @@
-"""The Dockerfile's build rules that issue 17 asks for, checked without an engine: every base
+"""The Dockerfile's build rules (docs/deploy.md), checked without an engine: every base
 image is a build argument (a box with no registry builds from a base it made), torch and vLLM are
 pinned to the tested versions, images carry version/source labels, the build context keeps runs,
 data, virtual environments and secrets out, and local wheels never reach a final image.
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import subprocess
-
 import tomllib
+
+import pytest
 
 from tests.helpers.compose_file import ROOT
 
@@ -53,6 +54,7 @@ def test_labels_carry_version_and_source():
             assert f"org.opencontainers.image.{label}=" in text, (name, label)
 
 
+@pytest.mark.process
 def test_local_wheels_stay_out_of_the_final_images():
     s = stages()
     copies = {name for name, text in s.items() if re.search(r"^COPY wheelhouse/", text, flags=re.M)}

@@ -22,7 +22,8 @@ def by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
 
-@pytest.fixture(scope="module", params=OVERLAYS, ids=lambda p: p.name)
+# kustomize runs as a child process: every test of an overlay is marked `process`
+@pytest.fixture(scope="module", params=[pytest.param(o, id=o.name, marks=pytest.mark.process) for o in OVERLAYS])
 def overlay(request) -> tuple[str, list[dict]]:
     return request.param.name, build(request.param)
 
@@ -49,6 +50,7 @@ def test_a_broken_field_is_caught(overlay):
         kubernetes_validate.validate(broken, K8S_VERSION, strict=True)
 
 
+@pytest.mark.process
 def test_components_build_on_an_overlay(tmp_path):
     """The optional Ingress and ServiceMonitor, added to the gpu overlay as docs/deploy.md says."""
     work = tmp_path / "k8s"

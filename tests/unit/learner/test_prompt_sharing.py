@@ -11,7 +11,7 @@ from services.learner.model import placement
 from services.learner.prompt_sharing import (attention_weight, collate_shared, gather_predicting_logits, pack_shared,
                                              row_length, worth_sharing)
 from services.learner.trainer import Trainer
-from shared.algo.loss import token_logprobs
+from shared.algo.logprobs import token_logprobs
 from shared.config import RunConfig
 from tests.helpers.tiny_model import build_tiny_model
 

@@ -16,6 +16,8 @@ from shared.eval_config import EvalConfig
 from shared.metrics import sampler_metrics
 from tests.helpers.tiny_model import build_tokenizer
 
+pytestmark = pytest.mark.process  # every test uses the module's reward pool (worker processes)
+
 EXACT = RewardSpec("function", "tests.helpers.sampler_rewards:exact")
 # Per problem answer "a<i>": greedy solves problem 0 only; of 4 samples, problem 0 gets 2 right,
 # problem 1 none, problem 2 all four.

@@ -4,7 +4,7 @@
 References are written as MATH stores them (the bare content of the solution's last \\boxed{}:
 `\\frac{\\sqrt3}{2}`, `\\left( 3, \\frac{\\pi}{2} \\right)`, `10,\\!080`, `\\text{(C)}`) or as GSM8K
 does (a worked solution ending `#### 1,234`); completions end as models write them. The traps
-named in issue 13, which the reward of commit 901e8d2 got wrong, are marked "trap". docs/sampler.md ("What the MATH
+(formats the reward of commit 901e8d2 got wrong) are marked "trap". docs/sampler.md ("What the MATH
 verifier accepts") gives the old and the new reward's score on this table.
 """
 
@@ -305,6 +305,7 @@ def test_documented_limits():
     assert math_reward(r"\boxed{11}", r"1011_2") == 0.0  # ... not converted
 
 
+@pytest.mark.process
 def test_pool_scores_math_in_worker_processes():
     """The same verdicts through the reward pool (spawned workers, SIGALRM), and an answer whose
     evaluation never ends (10^(10^10)) times out, scores 0 and is counted, the pool unharmed."""

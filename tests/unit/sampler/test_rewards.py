@@ -43,6 +43,7 @@ def test_math_reward():
     assert math_reward("no answer here", "72") == 0.0
 
 
+@pytest.mark.process
 def test_pool_scores_builtin_verifiers():
     pool = RewardPool(RewardSpec("reasoning_gym", "chain_sum"), timeout_s=10, workers=1)
     try:
@@ -54,6 +55,7 @@ def test_pool_scores_builtin_verifiers():
         pool.close()
 
 
+@pytest.mark.process
 def test_failures_score_zero_are_counted_and_do_not_stop_scoring():
     specs = {"raises": "boom", "not_a_number": "nan", "slow": "slow"}
     for name, bad in specs.items():
@@ -68,6 +70,7 @@ def test_failures_score_zero_are_counted_and_do_not_stop_scoring():
             pool.close()
 
 
+@pytest.mark.process
 def test_worker_beyond_signals_is_killed_and_pool_rebuilt():
     pool = RewardPool(fn_spec("hangs_unreachably"), timeout_s=0.3, workers=1)
     try:
@@ -79,6 +82,7 @@ def test_worker_beyond_signals_is_killed_and_pool_rebuilt():
         pool.close()
 
 
+@pytest.mark.process
 def test_job_queued_behind_a_long_job_is_not_judged_stuck():
     # One worker, 9 x 0.4 s calls ahead: the second job waits ~3.6 s, longer than stall_s (3 s),
     # but the pool keeps finishing calls, so nothing is "hung" and no worker is killed.
@@ -92,6 +96,7 @@ def test_job_queued_behind_a_long_job_is_not_judged_stuck():
         pool.close()
 
 
+@pytest.mark.process
 def test_pool_still_importing_its_verifier_is_not_judged_stuck():
     # The worker imports its verifier for 3 s, longer than stall_s (2.3 s at timeout 0.3 s): the
     # stall clock starts once every worker is ready, so nothing is killed or counted as hung.

@@ -1,5 +1,7 @@
 """SFT loop pieces: warm-up then cosine to 10%, step counts, epoch-wise batches."""
 
+import math
+
 import pytest
 
 from services.sft.sft import SftSettings, batches, lr_at, total_steps
@@ -11,6 +13,28 @@ def test_warmup_then_cosine_to_a_tenth():
     assert lr_at(4, 104, s) == pytest.approx(1.0)
     assert lr_at(54, 104, s) == pytest.approx(0.55)  # half-way: 0.1 + 0.9 * 0.5
     assert lr_at(104, 104, s) == pytest.approx(0.1)
+
+
+def old_sft_lr(step: int, total: int, s: SftSettings) -> float:
+    """services/sft/sft.py's `lr_at` before it became shared/lr_schedule.py's, verbatim."""
+    if s.warmup_steps and step < s.warmup_steps:
+        return s.lr * (step + 1) / s.warmup_steps
+    if s.schedule == "constant" or total <= s.warmup_steps:
+        return s.lr
+    frac = min(1.0, (step - s.warmup_steps) / max(1, total - s.warmup_steps))
+    return s.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_values_unchanged_bit_for_bit(schedule):
+    """The demo's start policy is SFT-trained (demo-policy: lr 1e-3, 600 steps, 20 warm-up, constant):
+    its bytes depend on every lr value, so each must be the very float the old formula gave."""
+    for lr in (1e-3, 3e-4, 5e-5, 2e-5, 0.7):
+        for warmup in (0, 1, 2, 3, 7, 10, 20):
+            for total in (1, 2, 5, 19, 20, 21, 64, 104, 600):
+                s = SftSettings(lr=lr, warmup_steps=warmup, schedule=schedule)
+                for step in range(total + 2):
+                    assert lr_at(step, total, s) == old_sft_lr(step, total, s), (lr, warmup, total, step)
 
 
 def test_constant_schedule_after_warmup():

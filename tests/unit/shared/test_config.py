@@ -43,6 +43,7 @@ def dashrl(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     ("learner:\n  precision: bf16\n  lr: 3.0e-6\n", "learner.precision"),     # updates below bf16's resolution
     ("learner:\n  precision: fp16\n", "learner.precision"),
 ])
+@pytest.mark.process
 def test_bad_config_exits_2_with_one_line_naming_the_key(tmp_path, yaml_text, key):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml_text)
@@ -54,6 +55,7 @@ def test_bad_config_exits_2_with_one_line_naming_the_key(tmp_path, yaml_text, ke
     assert res.stdout == ""
 
 
+@pytest.mark.process
 def test_set_overrides_file_and_defaults(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("learner:\n  lr: 0.001\n  max_steps: 7\nsampler:\n  group_size: 4\n")
@@ -75,6 +77,7 @@ def test_set_overrides_file_and_defaults(tmp_path):
     ("learner.max_staleness=-2", "learner.max_staleness"),
     ("learner.lr", "learner.lr"),  # no '='
 ])
+@pytest.mark.process
 def test_bad_override_exits_2_naming_the_key(tmp_path, override, key):
     path = tmp_path / "run.yaml"
     path.write_text("seed: 1\n")

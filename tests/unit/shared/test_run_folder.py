@@ -1,18 +1,27 @@
-"""What a MODEL argument names inside a run folder (final/, weights/vN, checkpoints/step-N, the
-run itself) and the one-line errors for what is not a model."""
+"""Where a run's folder is; what a MODEL argument names inside a run folder (final/, weights/vN,
+checkpoints/step-N, the run itself) and the one-line errors for what is not a model."""
 
 import json
 
 import pytest
 
+from shared.config import RunConfig
 from shared.configio import ConfigError
-from shared.run_folder import resolve_model, version_folder
+from shared.run_folder import resolve_model, run_dir, version_folder
 
 
 def model(folder):
     folder.mkdir(parents=True)
     (folder / "config.json").write_text("{}")
     return folder
+
+
+def test_run_dir_is_output_dir_slash_run_id():
+    cfg = RunConfig(output_dir="out/runs", run_id="r1")
+    assert run_dir(cfg).as_posix() == "out/runs/r1"
+    assert run_dir(cfg, "shard-test").as_posix() == "out/runs/shard-test"  # another id, same layout
+    with pytest.raises(ConfigError, match=r"^run_id: required \(set it with --set run_id=\.\.\.\)$"):
+        run_dir(RunConfig(output_dir="out/runs"))
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import msgpack
 import numpy as np
 import pytest
 
-from shared.keys import PAYLOAD_FIELD
 from shared.protocol import RolloutBatch, Sample, encode
 from shared.streams import BackpressureTimeout
-from tests.helpers.stream_rig import Rig, stop, wait_for
+from tests.helpers.polling import wait_for
+from tests.helpers.stream_rig import Rig, stop
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_backpressure_blocks_writer_until_reader_acks(rig):
     rig.metrics.pending.set(-1)
     t.start()
     # The writer has been refused at least once (it publishes the backlog it saw) ...
-    wait_for(lambda: rig.pending_gauge() == 2.0, what="refused write")
+    wait_for(lambda: rig.pending_gauge() == 2.0, "refused write", 10, every=0.005)
     # ... and its entry is not in the stream while the backlog is full.
     assert t.is_alive() and "id" not in done
     assert rig.r.xlen(rig.keys.rollouts) == 2
@@ -158,7 +158,7 @@ def test_reclaim_from_idle_consumer(redis_client):
     assert len(dead.read(3, block_ms=0)) == 3  # delivered to "dead", never acked
     t0 = time.monotonic()
     got = []
-    wait_for(lambda: got.extend(alive.read(3, block_ms=20)) or got, what="reclaim")
+    wait_for(lambda: got.extend(alive.read(3, block_ms=20)) or got, "reclaim", 10, every=0.005)
     assert time.monotonic() - t0 >= 0.15  # not before the entries were idle long enough
     assert [d.entry_id for d in got] == ids and all(d.deliveries == 2 for d in got)
     assert rig.metric("reclaimed_total") == 3
@@ -216,10 +216,10 @@ def test_pending_entry_deleted_under_a_dead_consumer_is_accounted(redis_client):
     dead.read(3, block_ms=0)
     rig.r.xdel(rig.keys.rollouts, ids[1])
     got = []
-    wait_for(lambda: got.extend(alive.read(3, block_ms=20)) or len(got) >= 2, what="reclaim")
+    wait_for(lambda: got.extend(alive.read(3, block_ms=20)) or len(got) >= 2, "reclaim", 10, every=0.005)
     assert [d.entry_id for d in got] == [ids[0], ids[2]]
     alive.ack([d.entry_id for d in got])
-    wait_for(lambda: alive.read(3, block_ms=0) == [] and alive.backlog() == 0, what="backlog 0")
+    wait_for(lambda: alive.read(3, block_ms=0) == [] and alive.backlog() == 0, "backlog 0", 10, every=0.005)
     assert alive.pending() == 0
     assert rig.metric("dead_lettered_total", reason="deleted") == 1
 

@@ -90,6 +90,7 @@ def test_reference_completion_is_what_the_verifier_reads():
     assert reference_completion(p, JsonlTask(path="x.jsonl")) == "5"
 
 
+@pytest.mark.process
 def test_the_task_vocabulary_imports_no_torch_and_no_service():
     import subprocess
     import sys

@@ -57,6 +57,7 @@ def test_tensorboard_scalars_read_back_by_tensorboard(tmp_path):
     assert "learner/seconds/wait" in acc.Tags()["scalars"]
 
 
+@pytest.mark.process
 def test_wandb_offline_run_folder_holds_history_config_and_model(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")  # and no network: nothing leaves the machine
     model = tmp_path / "final"
@@ -96,6 +97,7 @@ def mlflow_server(tmp_path_factory):
         yield server
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_mlflow_server_receives_run_params_metrics_and_model(tmp_path, mlflow_server):
     from mlflow.tracking import MlflowClient
@@ -118,6 +120,7 @@ def test_mlflow_server_receives_run_params_metrics_and_model(tmp_path, mlflow_se
     assert [f.path for f in client.list_artifacts(run.info.run_id, "final-model")] == ["final-model/config.json"]
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_mlflow_server_killed_mid_run_is_counted_and_never_raises(tmp_path, mlflow_server):
     c, reg = counter()

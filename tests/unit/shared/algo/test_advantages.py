@@ -79,6 +79,7 @@ def test_binary_rewards_filter_drops_exactly_the_uniform_groups():
     np.testing.assert_array_equal(mask, [False] * 4 + [True] * 4 + [False] * 4)
 
 
+@pytest.mark.process
 def test_numpy_only_modules_do_not_import_torch():
     import subprocess
 

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from shared.algo.loss import BatchTotals, aggregate, policy_loss, token_logprobs
+from shared.algo.logprobs import token_logprobs
+from shared.algo.loss import BatchTotals, aggregate, policy_loss
 
 D = torch.float64
 

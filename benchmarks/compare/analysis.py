@@ -2,7 +2,7 @@
 
 Pure functions over the rows of a run's `metrics.jsonl` (learner, one line per step),
 `eval.jsonl` (sampler, one line per held-out evaluation) and `sampler-*.jsonl` (one line per
-generation call), so the clock rules are tested apart from the runs (tests/unit/benchmarks).
+generation call), so the clock rules are tested apart from the runs (tests/unit/benchmarks/compare).
 
 The training clock starts when the first evaluation (policy version 0) ends: the sampler starts
 generating then, and engine start-up is left out for every entry alike (TRL's too). Held-out
@@ -107,7 +107,7 @@ def pipeline_seconds(steps: list[dict], calls: list[dict], total: float) -> dict
 
 
 def trl_result(data: dict) -> Result:
-    """The TRL runner's JSON (benchmarks/trl_grpo.py) as a row."""
+    """The TRL runner's JSON (benchmarks/compare/trl_grpo.py) as a row."""
     evals = data.get("evals", [])
     curve = [(float(e["elapsed_s"]), float(e["accuracy"])) for e in evals]
     accs = [a for _, a in curve]

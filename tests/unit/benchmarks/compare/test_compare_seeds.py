@@ -1,11 +1,6 @@
-"""benchmarks/compare_seeds.py: per-seed ratios against each run's own baseline, and medians."""
+"""benchmarks/compare/seeds.py: per-seed ratios against each run's own baseline, and medians."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
-
-from compare_seeds import merge_by_seed, rows  # noqa: E402
+from benchmarks.compare.seeds import merge_by_seed, rows
 
 
 def _run(seed, base_t, dash_t, base_steps=100, dash_steps=50):

@@ -1,11 +1,11 @@
-"""Several runs of benchmarks/compare.py (other seeds, same problems and starting policy) side by
+"""Several runs of `python -m benchmarks.compare` (other seeds, same problems and starting policy) side by
 side: each entry's time to target per run, its ratio to that run's paper baseline, and medians.
 
 One run's time to target is the first crossing of a noisy curve; across seeds the crossing step
 moves by a factor of two or three while seconds per step hardly move, so this table shows both.
 Writes the "## DASH vs GRPO vs TRL: across seeds" section of docs/benchmarks.md with --write-doc.
 
-    .venv/bin/python benchmarks/compare_seeds.py runs/compare/A/results.json runs/compare/B/results.json --write-doc
+    .venv/bin/python -m benchmarks.compare.seeds runs/compare/A/results.json runs/compare/B/results.json --write-doc
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ import statistics
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from doc_section import replace_section  # noqa: E402
+from benchmarks import ROOT
+from benchmarks.doc_section import replace_section
 
 HEADING = "## DASH vs GRPO vs TRL: across seeds"
 BASE = "grpo-paper"
@@ -87,7 +85,7 @@ def rows(runs: list[dict]) -> list[str]:
 
 
 def section(runs: list[dict]) -> str:
-    cmds = [" ".join(["benchmarks/compare.py", *argv]) for run in runs for argv in run["argvs"]]
+    cmds = [" ".join(["-m benchmarks.compare", *argv]) for run in runs for argv in run["argvs"]]
     when = ", ".join(str(f) for run in runs for f in run["finished"])
     lines = [HEADING, "",
              f"Runs (finished {when}; raw: " + ", ".join(f"`{p.relative_to(ROOT)}`" for run in runs for p in run["paths"])
@@ -103,7 +101,7 @@ def section(runs: list[dict]) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("results", nargs="+", type=Path, help="results.json of compare.py runs")
+    p.add_argument("results", nargs="+", type=Path, help="results.json of benchmarks.compare runs")
     p.add_argument("--write-doc", action="store_true")
     args = p.parse_args()
     runs = merge_by_seed([load(path.resolve()) for path in args.results])

@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from compare_analysis import Result, fmt_s, ratio, time_to
-from doc_section import replace_section
+from benchmarks import ROOT
+from benchmarks.compare.analysis import Result, fmt_s, ratio, time_to
+from benchmarks.doc_section import replace_section
 
-ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
 PLOT = ROOT / "docs" / "img" / "compare.png"
 HEADING = "## DASH vs GRPO vs TRL"
@@ -70,7 +70,7 @@ def plot(results: list[Result], target: float, path: Path = PLOT) -> None:
 
 
 def section(results: list[Result], args, out: Path, load_before: str) -> str:
-    argv = " ".join(["benchmarks/compare.py", *sys.argv[1:]])
+    argv = " ".join(["-m benchmarks.compare", *sys.argv[1:]])
     lines = [
         HEADING, "",
         f"`.venv/bin/python {argv}` — finished {getattr(args, 'finished', None) or time.strftime('%Y-%m-%d %H:%M UTC')}"

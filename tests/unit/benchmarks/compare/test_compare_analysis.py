@@ -1,14 +1,9 @@
-"""The comparison benchmark's clock rules (benchmarks/compare_analysis.py): evaluation time is
+"""The comparison benchmark's clock rules (benchmarks/compare/analysis.py): evaluation time is
 taken off, a version is dated by the learner's step line, and the time split adds the phases."""
-
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
-
-from compare_analysis import eval_clock, pipeline_result, ratio, time_to, training_clock, trl_result  # noqa: E402
+from benchmarks.compare.analysis import eval_clock, pipeline_result, ratio, time_to, training_clock, trl_result
 
 
 def ev(version, acc, end, seconds=2.0):

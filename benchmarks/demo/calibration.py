@@ -5,9 +5,9 @@ plain policy gradient with AdamW, one optimizer step per generation call, so a r
 difficulty, SFT strength, model size, lr, prompts x G) can be judged in minutes. The SFT start
 is built by `services.sft.demo_policy` and cached by its recipe hash.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/demo_calibration.py --minutes 5 --lr 1e-4
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.demo.calibration --minutes 5 --lr 1e-4
 Each line: elapsed RL seconds (eval excluded), step, greedy held-out accuracy, reward mean,
-kept fraction. The summary line is JSON, for docs/demo.md.
+kept fraction. The summary line is JSON, for docs/notes.md.
 """
 
 from __future__ import annotations
@@ -15,19 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from services.sft.demo_policy import DemoRecipe, build_demo_policy, run_task  # noqa: E402
-from services.sft.evaluate import accuracy, left_pad, reasoning_gym_verifier  # noqa: E402
-from shared.algo import group_advantages, keep_mask  # noqa: E402
-from shared.tasks import PromptRenderer  # noqa: E402
+from services.sft.demo_policy import DemoRecipe, build_demo_policy, run_task
+from services.sft.evaluate import accuracy, left_pad, reasoning_gym_verifier
+from shared.algo import group_advantages, keep_mask
+from shared.tasks import PromptRenderer
 
 
 def sample_groups(model, renderer, questions, g, temperature, top_k, max_new):

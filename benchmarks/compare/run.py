@@ -1,5 +1,5 @@
 """DASH against GRPO and TRL, side by side: the same model, task, seed and machine, one run after
-another, each timed to a target held-out accuracy (issue 6).
+another, each timed to a target held-out accuracy.
 
 Entries (overrides on top of the base config, `configs/demo-cpu.yaml` by default; every dashrl
 entry is a real `dashrl run`: embedded Redis, vLLM sampler, learner, control plane):
@@ -14,16 +14,16 @@ entry is a real `dashrl run`: embedded Redis, vLLM sampler, learner, control pla
    default: each prompt backpropagated once per micro-batch, not once per completion). Entries
    1-5 keep one row per sample, as TRL and the paper's code do, so 1-5 measure the paper's
    ideas and 6 what dashrl adds on top; dash-nokl-shared: 4 with prompt sharing (synchronous);
-7. trl: TRL's own GRPOTrainer as it ships today (benchmarks/trl_grpo.py in .venv-trl), matched
+7. trl: TRL's own GRPOTrainer as it ships today (benchmarks/compare/trl_grpo.py in .venv-trl), matched
    batch sizes and learning rate, its other settings at TRL's defaults.
 
 Every entry takes M x G completions per optimizer step (the filtered entries train on what
 survives of them: with AdamW the update of a filtered step matches the unfiltered one, since the
 dropped groups carry no gradient) and backpropagates in micro-batches of --micro-batch.
-Clock rules: benchmarks/compare_analysis.py. Writes runs/compare/<stamp>/results.json, and with
+Clock rules: benchmarks/compare/analysis.py. Writes runs/compare/<stamp>/results.json, and with
 --write-doc the "## DASH vs GRPO vs TRL" section of docs/benchmarks.md and docs/img/compare.png.
 
-    .venv/bin/python benchmarks/compare.py --target 0.40 --time-limit 600 --write-doc
+    .venv/bin/python -m benchmarks.compare --target 0.40 --time-limit 600 --write-doc
 """
 
 from __future__ import annotations
@@ -37,14 +37,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from compare_analysis import Result, pipeline_result, training_clock, eval_clock, trl_result  # noqa: E402
-from compare_doc import write_doc  # noqa: E402
-from services.control.report import read_jsonl  # noqa: E402
-from shared.configio import load_config  # noqa: E402
+from benchmarks import ROOT
+from benchmarks.compare.analysis import Result, pipeline_result, training_clock, eval_clock, trl_result
+from benchmarks.compare.doc import write_doc
+from services.control.report import read_jsonl
+from shared.configio import load_config
 
 ENTRIES = ("grpo-paper", "preemptive", "dash", "dash-nokl", "dash-async", "dash-async-shared", "dash-nokl-shared",
            "trl")
@@ -125,7 +122,7 @@ def run_trl(args: argparse.Namespace, out: Path) -> Result:
     if not py.exists():
         subprocess.run(["bash", str(ROOT / "scripts/ensure-trl-venv.sh")], check=True, cwd=ROOT)
     path = out / "trl.json"
-    cmd = [str(py), str(ROOT / "benchmarks/trl_grpo.py"), "--config", args.config, "--out", str(path),
+    cmd = [str(py), "-m", "benchmarks.compare.trl_grpo", "--config", args.config, "--out", str(path),
            "--time-limit", str(args.time_limit), "--target", str(args.target if not args.full else 2.0),
            "--eval-every", str(args.eval_every)]
     for o in common_overrides(args):
@@ -168,7 +165,7 @@ def doc_from_results(path: Path) -> int:
         args.finished = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
     results = [Result(**{**r, "curve": [tuple(p) for p in r["curve"]]}) for r in saved["results"]]
     argv = saved.get("argv") or [f"--target {args.target}", f"--time-limit {args.time_limit:.0f}"]
-    sys.argv = ["benchmarks/compare.py", *argv]
+    sys.argv = ["benchmarks.compare", *argv]
     write_doc(results, args, path.parent)
     return 0
 
@@ -205,6 +202,3 @@ def main() -> int:
     print(f"results: {out / 'results.json'}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

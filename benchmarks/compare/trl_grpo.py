@@ -1,12 +1,12 @@
 """Baseline: train the dashrl demo policy with Hugging Face TRL's own `GRPOTrainer` (TRL 1.16.0
 as it ships) on the same model, task, reward, prompts and held-out eval as a dashrl run config,
-and write one JSON record for `benchmarks/compare.py`.
+and write one JSON record for `python -m benchmarks.compare`.
 
 Run (TRL lives in its own venv, never needed by CI or `make test`):
 
     scripts/ensure-trl-venv.sh                       # once: creates .venv-trl
     .venv/bin/dashrl demo-policy --config configs/demo-cpu.yaml   # once: data/demo-policy
-    .venv-trl/bin/python benchmarks/trl_grpo.py --config configs/demo-cpu.yaml \
+    .venv-trl/bin/python -m benchmarks.compare.trl_grpo --config configs/demo-cpu.yaml \
         --out runs/trl-grpo.json --time-limit 600 --target 0.5 [--eval-every 10] [--set k=v ...]
 
 What is shared with dashrl (imported, not copied): the RunConfig loader, the train/held-out
@@ -54,7 +54,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks import ROOT
+
 SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
 SETTING_KEYS = (
     "num_generations", "generation_batch_size", "steps_per_generation", "per_device_train_batch_size",
@@ -292,7 +293,6 @@ def main(argv: list[str] | None = None) -> int:
     set_thread_env(args.threads)
     out, args.config = Path(args.out).resolve(), str(Path(args.config).resolve())
     os.chdir(ROOT)  # config paths (model.path, data files) are relative to the repo root
-    sys.path.insert(0, str(ROOT))
     import tempfile
 
     import torch
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def make_record(args, bench: Bench, targs, evaluator, n_train: int, dropped: int, setup_s: float,
                 load0: tuple) -> dict:
-    """The JSON record benchmarks/compare.py reads (schema in its trl_result)."""
+    """The JSON record benchmarks.compare reads (schema in its trl_result)."""
     from importlib.metadata import version
 
     import torch

@@ -1,24 +1,10 @@
-"""LR schedule values and the checkpoint round trip."""
+"""The checkpoint round trip: model, trainer state, RNG, pruning and same-step rewrites."""
 
-import math
 import random
 
-import pytest
 import torch
 
 from services.learner.checkpoint import LearnerState, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
-from services.learner.trainer import lr_factor
-
-
-def test_lr_factor():
-    assert [lr_factor(u, schedule="constant", warmup=3, total=10) for u in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
-    assert lr_factor(3, schedule="linear", warmup=3, total=7) == 1.0
-    assert lr_factor(5, schedule="linear", warmup=3, total=7) == 0.5
-    assert lr_factor(7, schedule="linear", warmup=3, total=7) == 0.0
-    assert lr_factor(2, schedule="cosine", warmup=0, total=4) == pytest.approx(0.5)
-    assert lr_factor(1, schedule="cosine", warmup=0, total=4) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
-    with pytest.raises(ValueError):
-        lr_factor(5, schedule="step", warmup=0, total=10)
 
 
 class _Tiny(torch.nn.Module):

@@ -1,0 +1,7 @@
+"""Screens for the CPU demo's recipe (`python -m benchmarks.demo.calibration`).
+
+They live here, not in services/sft beside `demo_policy`: they ship in no image and run no
+service; they judge a recipe (task, SFT strength, model size, lr, prompts x G) in minutes, and
+their figures are the "What we tried" tables of docs/notes.md. `services.sft.demo_policy`
+builds and caches the starting policy both use.
+"""
