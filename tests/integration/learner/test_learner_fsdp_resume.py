@@ -19,7 +19,8 @@ from transformers import AutoModelForCausalLM
 from services.learner.checkpoint import list_checkpoints
 from services.learner.steplog import read_steps
 from shared.keys import RunKeys
-from tests.helpers.learner_run import start_learner, wait_for, write_batches, write_config
+from tests.helpers.learner_run import start_learner, write_batches, write_config
+from tests.helpers.polling import wait_for
 from tests.helpers.scripted_rollouts import ScriptedPolicy, prompts
 from tests.helpers.tiny_model import build_tiny_model
 
@@ -75,7 +76,7 @@ def test_fsdp_sigkill_and_resume_trains_each_batch_exactly_once(redis_proc, redi
     write_batches(redis_client, run, batches[:4])
     proc = start_learner(cfg, redis_proc.url, log, nproc=2)
     try:
-        wait_for(lambda: steps_logged() == [1, 2, 3, 4], 300, "step 4", proc, log)
+        wait_for(lambda: steps_logged() == [1, 2, 3, 4], "step 4", 300, procs=proc, log=log)
     finally:
         _kill_all(proc)
     (step, ckpt), = list_checkpoints(run_dir)

@@ -44,3 +44,10 @@ def test_bf16_layers_under_autocast_train(model_dir, tmp_path):
     assert all(t.dtype == torch.float32 for t in sharded.values())  # float32 master weights
     assert all(torch.isfinite(t).all() for t in sharded.values()) and stats["grad_norm"] > 0
     assert _max_diff(sharded, AutoModelForCausalLM.from_pretrained(model_dir).state_dict()) > 1e-3
+
+
+def test_packed_rows_shard_alike(model_dir, tmp_path):
+    """`learner.packing`: unpadded rows (segment attention) through the sharded layers."""
+    single, _ = train_single(model_dir, {"packing": True})
+    sharded, _ = run_ranks(2, model_dir, tmp_path / "packed", {"packing": True})
+    assert _max_diff(sharded, single) < 1e-5
