@@ -205,3 +205,10 @@ class RunConfig(Strict):
                 f"sampling batch (sampler.sampling_batch_prompts x group_size = {per_call})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _lora_without_fsdp(self) -> "RunConfig":
+        if self.model.lora is not None and self.learner.parallel == "fsdp":
+            raise ValueError("model.lora: LoRA with learner.parallel: fsdp is not supported yet (use ddp; "
+                             "the adapters are small, so DDP's full copy per rank costs little)")
+        return self

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 
 from shared.config_base import Strict, tagged_union
 from shared.precision import pure_bf16_problem
@@ -83,8 +83,15 @@ class LearnerConfig(Strict):
     AdamW state, forward under bfloat16 autocast (CUDA or CPU); bf16: weights and AdamW state in
     bfloat16, refused at lr < 1e-4 (the updates would round away). auto: bf16-autocast on CUDA
     when `model.dtype` serves bfloat16, else fp32. See docs/learner.md (Precision)."""
-    gradient_checkpointing: bool = False
-    """Trade compute for memory on long completions."""
+    activation_checkpointing: bool = Field(
+        default=False, validation_alias=AliasChoices("activation_checkpointing", "gradient_checkpointing"))
+    """Recompute each decoder layer's activations in backward instead of keeping them: memory for
+    compute on long completions (DDP and FSDP alike). `gradient_checkpointing` is its older name."""
+    parallel: Literal["ddp", "fsdp"] = "ddp"
+    """How torchrun ranks share the model. ddp: every rank holds the whole model and AdamW state,
+    gradients are all-reduced; fsdp: FSDP2 (`fully_shard` per decoder layer) shards parameters,
+    gradients and AdamW state over the ranks and checkpoints them with torch.distributed.checkpoint.
+    See docs/learner.md (Scale-out)."""
     num_gpus: int = Field(default=1, ge=1)
     """On a GPU box, `dashrl run` gives the learner the first this many GPUs (more than one: under
     torchrun, a rank per GPU) and splits the rest among the samplers; too few GPUs for one each is

@@ -230,7 +230,7 @@ def learner_setup(cfg, *, cuda: bool = True, world_size: int | None = None, shar
         precision=training_precision(lc.precision, served_dtype(cfg.model.dtype, cuda), cuda),
         rows=max(1, min(lc.micro_batch_size, lc.micro_batch_tokens // row)), row_tokens=row,
         completion_tokens=sc.max_new_tokens, logits_chunk=lc.logits_chunk_tokens,
-        gradient_checkpointing=lc.gradient_checkpointing,
+        gradient_checkpointing=lc.activation_checkpointing,
         world_size=world_size or lc.num_gpus, sharding=sharding or _sharding_of(lc),
         lora_rank=rank if lora_rank is None else lora_rank, lora_targets=targets, cuda=cuda)
 

@@ -209,7 +209,7 @@ def grpo_config(cfg, args: argparse.Namespace, out_dir: Path):
         gradient_accumulation_steps=per_step // lr.micro_batch_size,  # steps_per_generation follows it
         learning_rate=lr.lr, lr_scheduler_type=SCHEDULES[lr.schedule], warmup_steps=lr.warmup_steps,
         max_grad_norm=lr.max_grad_norm, weight_decay=lr.weight_decay,
-        adam_beta1=lr.betas[0], adam_beta2=lr.betas[1], gradient_checkpointing=lr.gradient_checkpointing,
+        adam_beta1=lr.betas[0], adam_beta2=lr.betas[1], gradient_checkpointing=lr.activation_checkpointing,
         max_steps=args.max_steps or lr.max_steps, temperature=s.temperature,
         top_k=s.top_k if s.top_k > 0 else 0, top_p=s.top_p, max_completion_length=s.max_new_tokens,
         seed=cfg.seed, data_seed=cfg.seed, shuffle_dataset=False,  # rows are already in dashrl's order

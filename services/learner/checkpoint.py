@@ -4,7 +4,10 @@ A checkpoint holds the model (a Hugging Face folder, so resuming is just loading
 tokenizer, the optimizer and scheduler state, RNG states, and `state.json` with the step,
 the policy version and the batch ids it has consumed (the ledger's committed set). It is
 written into `.tmp-step-N/`, fsynced and renamed, so `step-N/` is always complete; the newest
-complete one is what `--resume` loads. Only the newest `keep` are kept.
+complete one is what `--resume` loads. Only the newest `keep` are kept. With
+`learner.parallel: fsdp` the model and AdamW state are `dcp/` instead: every rank's shards,
+written by torch.distributed.checkpoint into the same folder (so every rank must see the run
+folder), resumable with any number of FSDP ranks.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import random
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -53,7 +56,9 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def save_checkpoint(run_dir: Path, model: Any, tokenizer: Any, trainer_state: dict[str, Any],
-                    state: LearnerState, keep: int = 2) -> Path:
+                    state: LearnerState, keep: int = 2, write_model: Callable[[Path], None] | None = None) -> Path:
+    """`write_model(folder)` instead of `model/` (a Hugging Face folder): a sharded model's
+    collective DCP save into `folder/dcp/` (`fsdp.ShardedPolicy.write`); no tokenizer then."""
     root = checkpoint_root(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     final, tmp = root / f"step-{state.step}", root / f".tmp-step-{state.step}"
@@ -68,8 +73,11 @@ def save_checkpoint(run_dir: Path, model: Any, tokenizer: Any, trainer_state: di
         return final
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    model.save_pretrained(tmp / "model", safe_serialization=True)
-    if tokenizer is not None:
+    if write_model is not None:
+        write_model(tmp)
+    else:
+        model.save_pretrained(tmp / "model", safe_serialization=True)
+    if tokenizer is not None and write_model is None:
         tokenizer.save_pretrained(tmp / "model")
     torch.save({"trainer": trainer_state, "rng": _rng_state()}, tmp / "trainer.pt")
     (tmp / "state.json").write_text(json.dumps(asdict(state)))
@@ -86,12 +94,13 @@ def save_checkpoint(run_dir: Path, model: Any, tokenizer: Any, trainer_state: di
     return final
 
 
-def load_checkpoint(path: Path, device: torch.device) -> tuple[Path, dict[str, Any], LearnerState]:
-    """(model folder to load the policy from, trainer state, learner state); restores RNGs."""
+def load_checkpoint(path: Path, device: torch.device) -> tuple[Path | None, dict[str, Any], LearnerState]:
+    """(model folder to load the policy from, trainer state, learner state); restores RNGs. The
+    folder is None for a sharded checkpoint: load the starting model, shard it, then `dcp/` into it."""
     blob = torch.load(path / "trainer.pt", map_location=device, weights_only=True)
     _set_rng_state(blob["rng"])
     state = LearnerState(**json.loads((path / "state.json").read_text()))
-    return path / "model", blob["trainer"], state
+    return (path / "model" if (path / "model").is_dir() else None), blob["trainer"], state
 
 
 def _rng_state() -> dict[str, Any]:

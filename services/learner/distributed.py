@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -37,9 +38,14 @@ class DistContext:
         return self.world > 1
 
 
-def init_distributed(use_cuda: bool) -> DistContext:
-    """Join the torchrun group when WORLD_SIZE > 1; a single process needs no group."""
+def init_distributed(use_cuda: bool, always: bool = False) -> DistContext:
+    """Join the torchrun group when WORLD_SIZE > 1; a single process needs no group unless
+    `always` (FSDP shards over a one-rank group then, so its checkpoints are the same kind)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 and always and not dist.is_initialized():
+        if use_cuda:
+            torch.cuda.set_device(0)
+        dist.init_process_group("nccl" if use_cuda else "gloo", store=dist.HashStore(), rank=0, world_size=1)
     if world <= 1:
         return DistContext()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -51,17 +57,24 @@ def init_distributed(use_cuda: bool) -> DistContext:
 
 
 def shutdown(ctx: DistContext) -> None:
-    if ctx.enabled and dist.is_initialized():
+    if dist.is_initialized():
         dist.destroy_process_group()
 
 
-def broadcast_bytes(ctx: DistContext, data: bytes | None, device: torch.device) -> bytes | None:
-    """Rank 0's `data` on every rank; None (rank 0 says stop) arrives as None."""
+def broadcast_bytes(ctx: DistContext, data: bytes | None, device: torch.device,
+                    on_op: Callable[[int], None] | None = None) -> bytes | None:
+    """Rank 0's `data` on every rank; None (rank 0 says stop) arrives as None. While waiting, the
+    other ranks run `on_op(op)` for each `announce(op)` of rank 0's (a collective it is about to
+    run outside a step: see `fsdp.ShardedPolicy`) and wait again."""
     if not ctx.enabled:
         return data
-    header = torch.tensor([-1 if data is None else len(data)], dtype=torch.int64, device=device)
-    dist.broadcast(header, src=0)
-    n = int(header.item())
+    while True:
+        header = torch.tensor([-1 if data is None else len(data)], dtype=torch.int64, device=device)
+        dist.broadcast(header, src=0)
+        n = int(header.item())
+        if n >= -1 or on_op is None:
+            break
+        on_op(-n - 1)
     if n < 0:
         return None
     buf = (torch.frombuffer(bytearray(data), dtype=torch.uint8).to(device) if ctx.is_main
@@ -69,6 +82,12 @@ def broadcast_bytes(ctx: DistContext, data: bytes | None, device: torch.device) 
     if n:
         dist.broadcast(buf, src=0)
     return bytes(buf.cpu().numpy()) if n else b""
+
+
+def announce(ctx: DistContext, op: int, device: torch.device) -> None:
+    """Rank 0: tell the ranks waiting in `broadcast_bytes` to run `on_op(op)` (op >= 1)."""
+    if ctx.enabled:
+        dist.broadcast(torch.tensor([-op - 1], dtype=torch.int64, device=device), src=0)
 
 
 def allreduce_grads(ctx: DistContext, params: list[torch.nn.Parameter]) -> None:

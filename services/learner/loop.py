@@ -27,6 +27,7 @@ import numpy as np
 from services.learner.microbatches import TrainSample, train_samples
 from services.learner.checkpoint import LearnerState, save_checkpoint
 from services.learner.distributed import DistContext, broadcast_bytes
+from services.learner.fsdp import ShardedPolicy
 from services.learner.ledger import Ledger
 from services.learner.lora import save_final_model
 from services.learner.steplog import StepLog
@@ -84,9 +85,11 @@ class Parts:
 
 class Learner:
     def __init__(self, cfg: RunConfig, run_dir: Path, ctx: DistContext, trainer: Trainer, tokenizer: Any,
-                 state: LearnerState, parts: Parts | None, instance_id: str = "learner-0") -> None:
+                 state: LearnerState, parts: Parts | None, instance_id: str = "learner-0",
+                 sharded: ShardedPolicy | None = None) -> None:
         self.cfg, self.run_dir, self.ctx, self.trainer, self.tokenizer = cfg, run_dir, ctx, trainer, tokenizer
         self.state, self.parts, self.instance_id = state, parts, instance_id
+        self.sharded = sharded  # FSDP: publishing and checkpoints are collectives rank 0 leads
         self.ledger = Ledger(state.committed)
         self.steplog = StepLog(run_dir / "metrics.jsonl", parts.metrics if parts else None,
                                parts.tracking if parts else None)
@@ -121,6 +124,8 @@ class Learner:
             finished = self.state.step >= self.cfg.learner.max_steps or self.stop_requested
             if self.ctx.is_main:
                 self._finish(finished)
+            elif self.sharded is not None:
+                self.sharded.follow()  # rank 0's final publish, commit and save
             return finished
         except BaseException:
             if self.heartbeat is not None:  # the one failure path: the last heartbeat says so
@@ -141,7 +146,7 @@ class Learner:
                 rows, run_id=self.cfg.run_id, batch_id=f"step-{self.state.step + 1}", sampler_id=self.instance_id,
                 policy_version=self.state.policy_version, created_at=time.time(),
                 stats={"num_samples": gathered.generated_sequences, "completion_tokens": gathered.generated_tokens}))
-        data = broadcast_bytes(self.ctx, data, self.trainer.place.device)
+        data = broadcast_bytes(self.ctx, data, self.trainer.place.device, on_op=self.sharded and self.sharded.handle)
         if data is None:
             return None
         if self.ctx.is_main:
@@ -250,7 +255,7 @@ class Learner:
 
     def _publish(self) -> float:
         t0 = time.perf_counter()
-        msg = self.parts.store.publish(self.trainer.model, self.tokenizer, self.state.policy_version, self.state.step,
+        msg = self.parts.store.publish(self._full_model(), self.tokenizer, self.state.policy_version, self.state.step,
                                        dtype=self.trainer.place.serve_dtype)  # the sampler's dtype, not the master's
         self.parts.announce.publish(msg)
         self.state.last_published = self.state.policy_version
@@ -261,7 +266,8 @@ class Learner:
         t0 = time.perf_counter()
         committed, entries, trained = self.ledger.to_commit()
         self.state.committed = committed
-        save_checkpoint(self.run_dir, self.trainer.model, self.tokenizer, self.trainer.state_dict(), self.state)
+        save_checkpoint(self.run_dir, self.trainer.model, self.tokenizer, self.trainer.state_dict(), self.state,
+                        write_model=self.sharded and self.sharded.write)
         if trained:
             self.parts.r.sadd(self.parts.trained_key, *trained)
         self.parts.reader.ack(entries)
@@ -279,14 +285,20 @@ class Learner:
         if finished:
             final, tmp = self.run_dir / "final", self.run_dir / ".tmp-final"
             shutil.rmtree(tmp, ignore_errors=True)
-            save_final_model(self.trainer.model, self.tokenizer, tmp)  # LoRA: merged, adapter in adapter/
+            save_final_model(self._full_model(), self.tokenizer, tmp)  # LoRA: merged, adapter in adapter/
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
             if self.parts.tracking:
                 self.parts.tracking.artifact(final)
             self.parts.runstate.mark_learner_done()
         self.heartbeat.stop("finished" if finished else "stopped")
+        if self.sharded is not None:
+            self.sharded.release()
         log.info("learner %s at step %d", "finished" if finished else "stopped", self.state.step)
+
+    def _full_model(self) -> Any:
+        """The model to publish or save: FSDP's full weights gathered on rank 0 (a collective)."""
+        return self.sharded.gathered() if self.sharded is not None else self.trainer.model
 
     # ---- rank 0: heartbeat ----------------------------------------------------------------
     def report(self) -> LearnerReport:

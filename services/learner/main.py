@@ -46,31 +46,41 @@ def build_learner(cfg: RunConfig, dep: Deployment, run_dir: Path, resume: bool):
 
     from services.learner import distributed, model as modelmod
     from services.learner.checkpoint import LearnerState, latest_checkpoint, load_checkpoint
+    from services.learner.fsdp import ShardedPolicy, check_resumable, shard
     from services.learner.loop import Learner
     from services.learner.trainer import Trainer
 
     use_cuda = cfg.learner.device == "cuda" or (cfg.learner.device == "auto" and torch.cuda.is_available())
-    ctx = distributed.init_distributed(use_cuda)
+    fsdp = cfg.learner.parallel == "fsdp"
+    ctx = distributed.init_distributed(use_cuda, always=fsdp)
     place = modelmod.placement(cfg.model, cfg.learner, ctx.local_rank)
     torch.manual_seed(cfg.seed)
     path, trainer_state, state = cfg.model.path, None, LearnerState()
     ckpt = latest_checkpoint(run_dir) if resume else None
     if ckpt is not None:
-        path, trainer_state, state = load_checkpoint(ckpt, place.device)
+        check_resumable(ckpt, cfg.learner.parallel)
+        folder, trainer_state, state = load_checkpoint(ckpt, place.device)
+        path = folder or path  # sharded: the starting model, then its dcp/ shards
         log.info("resuming from %s (step %d)", ckpt, state.step)
     lora = cfg.model.lora  # a LoRA checkpoint holds the adapter: the base is the starting model
-    model, tokenizer = modelmod.load_policy(cfg.model.path if lora else str(path), cfg.model, place,
-                                            gradient_checkpointing=cfg.learner.gradient_checkpointing)
+    model, tokenizer = modelmod.load_policy(cfg.model.path if lora else str(path), cfg.model, place, on_device=not fsdp,
+                                            activation_checkpointing=cfg.learner.activation_checkpointing)
     if lora is not None:
         from services.learner.lora import apply_lora
 
         model = apply_lora(model, lora, adapter=path if ckpt is not None else None)
+    if fsdp:  # after LoRA: fully_shard wraps the adapted modules
+        model = shard(model, place, ctx.world)
     ref = modelmod.load_reference(cfg.model.path, cfg.model, place) if cfg.algo.kl_beta > 0 else None
     trainer = Trainer(model, cfg, place, ctx, ref_model=ref, pad_id=modelmod.pad_token_id(tokenizer))
+    sharded = ShardedPolicy(model, trainer.optimizer, ctx, place.device) if fsdp else None
     if trainer_state is not None:
         trainer.load_state_dict(trainer_state)
+        if sharded is not None:
+            sharded.load(ckpt)
     parts = _rank0_parts(cfg, dep, run_dir, state) if ctx.is_main else None
-    return Learner(cfg, run_dir, ctx, trainer, tokenizer, state, parts, instance_id=f"learner-{ctx.rank}"), ctx
+    return Learner(cfg, run_dir, ctx, trainer, tokenizer, state, parts, instance_id=f"learner-{ctx.rank}",
+                   sharded=sharded), ctx
 
 
 def _rank0_parts(cfg: RunConfig, dep: Deployment, run_dir: Path, state):

@@ -52,17 +52,20 @@ def placement(model_cfg: ModelConfig, learner_cfg: LearnerConfig, local_rank: in
     return Placement(device, torch.float32, contextlib.nullcontext, precision, serve)
 
 
-def load_policy(path: str, model_cfg: ModelConfig, place: Placement, *, gradient_checkpointing: bool = False
-                ) -> tuple[Any, Any]:
-    """(model in train mode on the device, tokenizer) from a Hugging Face causal-LM folder."""
+def load_policy(path: str, model_cfg: ModelConfig, place: Placement, *, activation_checkpointing: bool = False,
+                on_device: bool = True) -> tuple[Any, Any]:
+    """(model in train mode on the device, tokenizer) from a Hugging Face causal-LM folder.
+    `on_device=False` leaves it on the CPU (FSDP moves only each rank's shards to the device).
+    `activation_checkpointing`: each decoder layer recomputed in backward (non-reentrant)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(
         path, dtype=place.param_dtype, trust_remote_code=model_cfg.trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=model_cfg.trust_remote_code)
-    model.to(place.device)
-    if gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+    if on_device:
+        model.to(place.device)
+    if activation_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     model.train()
     log.info("loaded %s: %.1fM parameters, %s weights on %s (precision %s; versions published in %s)", path,

@@ -22,6 +22,7 @@ import torch
 
 from services.learner.microbatches import MicroBatch, TrainSample, collate, pack_micro_batches, update_groups
 from services.learner.distributed import DistContext, allreduce_grads, allreduce_max, allreduce_sum
+from services.learner.fsdp import NULL_PASS, even_passes, grad_norm_value, in_root_forward, is_sharded, null_pass
 from services.learner.model import Placement
 from services.learner.packing import PackedMicroBatch, collate_packed, packed_micro_batches, packing_attention
 from services.learner.prompt_sharing import (MASK_IMPLEMENTATIONS, SharedMicroBatch, attention_weight,
@@ -63,6 +64,7 @@ class Trainer:
         self.model, self.cfg, self.place, self.ctx, self.ref, self.pad_id = model, cfg, place, ctx, ref_model, pad_id
         lc, algo = cfg.learner, cfg.algo
         self.params = [p for p in model.parameters() if p.requires_grad]
+        self.sharded = is_sharded(model)  # FSDP2: the ranks reduce-scatter in backward (`fsdp`)
         # fused: one pass over each tensor instead of one per elementwise op (CPU: 3.6 -> 1.0 s per
         # step for 135M parameters on one thread); plain parameters only (not DTensor shards)
         fused = all(type(p) is torch.nn.Parameter and p.device.type in ("cpu", "cuda") for p in self.params)
@@ -129,18 +131,23 @@ class Trainer:
         tokens = 0
         mismatch = MismatchSums() if measure else None
         for mb in self._micro_batches(samples):
+            if mb is NULL_PASS:  # sharded: this rank has fewer micro-batches than the busiest
+                with self.place.autocast():
+                    null_pass(self.model, self.place.device)
+                continue
             out = self._forward_backward(mb, totals, mismatch)
             tokens += mb.num_tokens
             local += UpdateTotals.of(out)
         t1 = time.perf_counter()
-        allreduce_grads(self.ctx, self.params)
+        if not self.sharded:
+            allreduce_grads(self.ctx, self.params)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, lc.max_grad_norm)
         stats.lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()
         self.updates += 1
         summed = allreduce_sum(self.ctx, local.as_list() + [float(tokens)], self.place.device)
-        stats.grad_norm = float(grad_norm)
+        stats.grad_norm = grad_norm_value(grad_norm)
         stats.tokens_processed += int(summed[-1])
         if mismatch is not None:
             stats.mismatch = self._reduce_mismatch(mismatch)
@@ -156,24 +163,24 @@ class Trainer:
         return summary(m)
 
     def _micro_batches(self, samples: list[TrainSample]):
-        """This rank's micro-batches of one update, on the device."""
-        lc = self.cfg.learner
+        """This rank's micro-batches of one update, on the device (sharded: then NULL_PASS up to
+        the busiest rank's count, `fsdp.even_passes`)."""
+        lc, r, w, dev = self.cfg.learner, self.ctx.rank, self.ctx.world, self.place.device
         if self.packing:
             units = shared_rows(samples, lc.micro_batch_tokens, lc.micro_batch_size, self._attention) \
                 if self.share_prompts else [[i] for i in range(len(samples))]
             rows = packed_micro_batches(samples, units, lc.micro_batch_tokens, lc.micro_batch_size)
-            for segments in rows[self.ctx.rank :: self.ctx.world]:
-                yield collate_packed(samples, segments).to(self.place.device)
-            return
+            mine = (collate_packed(samples, segments).to(dev) for segments in rows[r::w])
+            return even_passes(mine, len(rows), w if self.sharded else 1)
         packed = pack_shared(samples, lc.micro_batch_tokens, lc.micro_batch_size, self._attention) \
             if self.share_prompts else []
         if any(len(row) > 1 for mb in packed for row in mb):  # else the plain layout (its fast causal kernels)
-            for rows in packed[self.ctx.rank :: self.ctx.world]:
-                yield collate_shared(samples, rows, self.pad_id, float_mask=self._float_mask).to(self.place.device)
-            return
+            mine = (collate_shared(samples, rows, self.pad_id, float_mask=self._float_mask).to(dev)
+                    for rows in packed[r::w])
+            return even_passes(mine, len(packed), w if self.sharded else 1)
         groups = pack_micro_batches([s.length for s in samples], lc.micro_batch_tokens, lc.micro_batch_size)
-        for g in groups[self.ctx.rank :: self.ctx.world]:
-            yield collate([samples[i] for i in g], self.pad_id).to(self.place.device)
+        mine = (collate([samples[i] for i in g], self.pad_id).to(dev) for g in groups[r::w])
+        return even_passes(mine, len(groups), w if self.sharded else 1)
 
     def _logprobs(self, model: Any, mb: MicroBatch | SharedMicroBatch | PackedMicroBatch) -> torch.Tensor:
         """Log-probs of the completion tokens under the sampling distribution (float32):
@@ -184,7 +191,7 @@ class Trainer:
         head = self.head if model is self.model else (OutputHead.of(model) if chunk else None)
         with self.place.autocast():
             if head is not None:
-                return completion_logprobs(head, mb, self.dist, chunk)
+                return in_root_forward(model, completion_logprobs, head, mb, self.dist, chunk)
             logits = model(**mb.model_inputs()).logits  # (rows, L, V)
             if not isinstance(mb, MicroBatch):  # shared or packed rows: per sample (S, T)
                 return token_logprobs(gather_predicting_logits(logits, mb), mb.targets, self.dist)
@@ -217,10 +224,12 @@ class Trainer:
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "updates": self.updates}
+        """Sharded (FSDP): without AdamW, whose shards the checkpoint writes with DCP (`fsdp`)."""
+        out = {"scheduler": self.scheduler.state_dict(), "updates": self.updates}
+        return out if self.sharded else {"optimizer": self.optimizer.state_dict(), **out}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+        if "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.updates = int(state["updates"])
