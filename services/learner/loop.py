@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from services.learner.microbatches import TrainSample, train_samples
+from services.learner.parts import Gathered, Parts
 from services.learner.checkpoint import LearnerState, save_checkpoint
 from services.learner.distributed import DistContext, broadcast_bytes
 from services.learner.fsdp import ShardedPolicy
@@ -37,50 +38,8 @@ from shared.config import RunConfig
 from shared.heartbeat import HeartbeatSender
 from shared.protocol import LearnerReport, RolloutBatch, Sample, decode, encode
 
-if TYPE_CHECKING:  # the types of `Parts` (only rank 0 builds them: see main._rank0_parts)
-    import redis
-
-    from shared.broadcast import Broadcast
-    from shared.metrics import LearnerMetrics
-    from shared.runstate import RunState
-    from shared.streams import StreamReader
-    from shared.tracking import Tracking
-    from shared.weights import WeightStore
-
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 2.0
-
-
-@dataclass
-class Gathered:
-    samples: list[TrainSample] = field(default_factory=list)
-    batch_ids: list[str] = field(default_factory=list)
-    staleness: list[int] = field(default_factory=list)
-    kept: list[float] = field(default_factory=list)
-    rewards: list[float] = field(default_factory=list)
-    generated_sequences: float = 0.0  # before the sampler's filtering (batch stats), for normalize_by
-    generated_tokens: float = 0.0
-    wait_s: float = 0.0
-
-    def generated(self) -> GeneratedCounts:
-        return GeneratedCounts(self.generated_sequences, self.generated_tokens)
-
-
-@dataclass
-class Parts:
-    """What rank 0 talks to; None on other ranks."""
-
-    reader: StreamReader
-    """The rollout stream's consumer group."""
-    store: WeightStore
-    announce: Broadcast
-    """`RunKeys.weights`: where a published version is announced."""
-    runstate: RunState
-    r: redis.Redis
-    trained_key: str
-    """`RunKeys.trained`: the batch ids of committed steps."""
-    metrics: LearnerMetrics | None = None
-    tracking: Tracking | None = None
 
 
 class Learner:

@@ -84,7 +84,7 @@ def build_learner(cfg: RunConfig, dep: Deployment, run_dir: Path, resume: bool):
 
 
 def _rank0_parts(cfg: RunConfig, dep: Deployment, run_dir: Path, state):
-    from services.learner.loop import Parts
+    from services.learner.parts import Parts
     from services.learner.steplog import StepLog
     from shared.broadcast import Broadcast
     from shared.keys import RunKeys

@@ -12,7 +12,8 @@ from safetensors import safe_open
 from services.learner.microbatches import TrainSample
 from services.learner.checkpoint import LearnerState
 from services.learner.distributed import DistContext
-from services.learner.loop import Learner, Parts
+from services.learner.loop import Learner
+from services.learner.parts import Parts
 from services.learner.model import load_policy, placement
 from services.learner.trainer import Trainer
 from services.sampler.backends import SamplingSettings, make_backend
