@@ -172,3 +172,20 @@ def tracker_errors(reg: CollectorRegistry, service: str) -> Counter:
     """Experiment-tracker failures (`shared.tracking`): client errors and records dropped on a full queue."""
     return Counter(f"dashrl_{service}_tracker_errors_total", "Experiment-tracker errors and dropped records (never fatal)",
                    ["tracker", "reason"], registry=reg)
+
+
+@dataclass
+class WeightPushMetrics:
+    """The collective push (shared.weight_push), on the learner and on every sampler."""
+
+    pushes: Counter
+    fallbacks: Counter
+    seconds: Histogram
+
+
+def weight_push_metrics(reg: CollectorRegistry) -> WeightPushMetrics:
+    return WeightPushMetrics(
+        pushes=Counter("dashrl_weight_push_total", "Weight versions pushed or received over the push group", registry=reg),
+        fallbacks=Counter("dashrl_weight_push_fallback_total", "Versions that fell back to the store (timeout, broken, form, version, checksum, no_seat)", ["reason"], registry=reg),
+        seconds=Histogram("dashrl_weight_push_seconds", "Seconds to push or receive one version", buckets=SECONDS_BUCKETS, registry=reg),
+    )
