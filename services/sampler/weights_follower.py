@@ -124,6 +124,10 @@ class WeightsFollower:
         log.info("sampler: now serving policy version %d (publish-to-swap %.2fs, via %s)", version,
                  self.last_sync_s, via)
 
+    def close(self) -> None:
+        if self.pushed:
+            self.pushed.close()
+
     def _fetch(self, msg: WeightsPublished, dest: Path) -> Path:
         """store.fetch in a helper thread, bounded by `fetch_timeout_s`: a hung shared volume or
         a stalled Redis must not freeze sampling silently. A thread cannot be killed; one that
