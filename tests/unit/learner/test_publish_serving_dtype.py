@@ -53,6 +53,7 @@ def test_learner_publishes_bfloat16_and_the_sampler_serves_it(tmp_path, redis_cl
                   runstate=None, r=redis_client, trained_key=keys.trained)
     learner = Learner(cfg, run_dir, DistContext(), trainer, tok, LearnerState(step=1, policy_version=1), parts)
     learner._publish()
+    learner._wait_published()  # the write, hash and announcement run on a background thread
 
     # the sampler's side: follow the announcement, fetch verified, load into the configured backend
     [(_, msg)] = Broadcast(redis_client, keys.weights, expect=WeightsPublished).read_after("0")
