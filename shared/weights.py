@@ -51,6 +51,14 @@ def _message(run_id: str, version: int, step: int, location: str, fmt: str, mani
                             published_at=time.time())
 
 
+def lean_writable(model: Any) -> bool:
+    """A plain transformers model. Adapters (megabytes) keep the peft path; FSDP's gathered view
+    (`services.learner.fsdp.GatheredPolicy`) keeps save_pretrained, which drops its tied keys."""
+    from transformers import PreTrainedModel
+
+    return isinstance(model, PreTrainedModel) and not is_lora_model(model)
+
+
 class WeightStore:
     """Base: `publish` a version, `fetch` one verified, `prune` old ones."""
 
@@ -62,7 +70,7 @@ class WeightStore:
     def publish(self, model: Any, tokenizer: Any, version: int, step: int,
                 dtype: str | None = None) -> WeightsPublished:
         """Write version `version` (tensors in `dtype`; None: the model's own) and return its announcement."""
-        if self.lean and not is_lora_model(model):  # adapters: megabytes, the peft path is fine
+        if self.lean and lean_writable(model):
             return self.publish_snapshot(snapshot_model(model, dtype), tokenizer, version, step)
         return self._publish_with(lambda folder: write_version_folder(model, tokenizer, folder, version, step, dtype),
                                   version, step)

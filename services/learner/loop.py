@@ -40,7 +40,7 @@ from shared.algo.loss import GeneratedCounts
 from shared.config import RunConfig
 from shared.heartbeat import HeartbeatSender
 from shared.protocol import LearnerReport, RolloutBatch, Sample, decode, encode
-from shared.weights import is_lora_model, snapshot_model
+from shared.weights import lean_writable, snapshot_model
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 2.0
@@ -222,7 +222,7 @@ class Learner:
         gather is a collective every rank joins inside `_publish`); else publishing stays inline."""
         p = self.parts
         if p is None or not getattr(p.store, "lean", False) or self.sharded is not None \
-                or is_lora_model(self.trainer.model):
+                or not lean_writable(self.trainer.model):
             return None
         failed = p.metrics.publish_failures.inc if p.metrics is not None else None
         return BackgroundPublisher(p.store, p.announce, self.tokenizer, on_failure=failed)
