@@ -16,6 +16,7 @@ import copy
 import hashlib
 import json
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,23 +65,34 @@ def snapshot_model(model: Any, dtype: str | None = None) -> Snapshot:
 
 
 class HashingWriter:
-    """A binary file that sha256-hashes every byte written to it (one pass: no re-read)."""
+    """A binary file that sha256-hashes every byte written to it (one pass: no re-read).
+
+    The hash runs on a helper thread while this one writes the same (read-only) buffer: both
+    release the GIL on large buffers, so the cost is the slower of the two, not their sum. One
+    worker keeps the updates in write order."""
 
     def __init__(self, path: Path) -> None:
         self.f, self.h, self.size = open(path, "wb"), hashlib.sha256(), 0
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="sha256")
+        self._pending: list[Future] = []
 
     def write(self, data: Any) -> None:
         view = memoryview(data).cast("B")
-        self.h.update(view)
+        self._pending.append(self._hasher.submit(self.h.update, view))
         self.f.write(view)
         self.size += len(view)
 
     def close(self, fsync: bool = True) -> tuple[int, str]:
         """Flush, fsync (durability before the rename), close; returns (size, sha256)."""
-        self.f.flush()
-        if fsync:
-            os.fsync(self.f.fileno())
-        self.f.close()
+        try:
+            self.f.flush()
+            if fsync:
+                os.fsync(self.f.fileno())
+        finally:
+            self.f.close()
+            self._hasher.shutdown(wait=True)
+        for done in self._pending:
+            done.result()  # a failed update must not pass for a digest
         return self.size, self.h.hexdigest()
 
 
@@ -114,12 +126,15 @@ def write_safetensors(tensors: dict[str, Any], path: Path, fsync: bool = True) -
     return result
 
 
-def write_snapshot(snap: Snapshot, tokenizer: Any, folder: Path, version: int, step: int) -> bytes:
-    """Write a `Snapshot` + tokenizer into `folder` (fsynced), then the manifest; returns its bytes."""
+def write_snapshot(snap: Snapshot, tokenizer: Any, folder: Path, version: int, step: int,
+                   fsync: bool = True) -> bytes:
+    """Write a `Snapshot` + tokenizer into `folder`, then the manifest; returns its bytes.
+    `fsync=False` for a scratch folder whose bytes go elsewhere (the Redis store)."""
     from shared.weight_folder import MANIFEST, fsync_path, sha256_file
 
+    sync = fsync_path if fsync else (lambda _p: None)
     folder.mkdir(parents=True)
-    size, digest = write_safetensors(snap.tensors, folder / SAFETENSORS)
+    size, digest = write_safetensors(snap.tensors, folder / SAFETENSORS, fsync)
     hashed = {SAFETENSORS: {"name": SAFETENSORS, "size": size, "sha256": digest}}
     snap.config.save_pretrained(folder)
     if snap.generation_config is not None:
@@ -130,7 +145,7 @@ def write_snapshot(snap: Snapshot, tokenizer: Any, folder: Path, version: int, s
     for p in sorted(folder.iterdir()):
         if p.is_file() and p.name != MANIFEST:
             if p.name not in hashed:  # the small files: kilobytes to a few MB of tokenizer
-                fsync_path(p)
+                sync(p)
                 hashed[p.name] = {"name": p.name, "size": p.stat().st_size, "sha256": sha256_file(p)}
             files.append(hashed[p.name])
     manifest = json.dumps({
@@ -138,6 +153,6 @@ def write_snapshot(snap: Snapshot, tokenizer: Any, folder: Path, version: int, s
         "tie_word_embeddings": snap.tie_word_embeddings, "adapter": False,
     }, sort_keys=True, indent=1).encode()
     (folder / MANIFEST).write_bytes(manifest)
-    fsync_path(folder / MANIFEST)
-    fsync_path(folder)
+    sync(folder / MANIFEST)
+    sync(folder)
     return manifest

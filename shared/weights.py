@@ -63,6 +63,7 @@ class WeightStore:
     """Base: `publish` a version, `fetch` one verified, `prune` old ones."""
 
     format: str = ""
+    fsync_folder = True  # whether the folder `_publish_with` writes is the durable copy
 
     def __init__(self, run_id: str, root: Path, keep_versions: int = 3, lean: bool = True) -> None:
         self.run_id, self.root, self.keep_versions, self.lean = run_id, Path(root), keep_versions, lean
@@ -77,7 +78,8 @@ class WeightStore:
 
     def publish_snapshot(self, snap: Snapshot, tokenizer: Any, version: int, step: int) -> WeightsPublished:
         """Write a `Snapshot` taken earlier (safe on another thread: it shares nothing with training)."""
-        return self._publish_with(lambda folder: write_snapshot(snap, tokenizer, folder, version, step),
+        return self._publish_with(lambda folder: write_snapshot(snap, tokenizer, folder, version, step,
+                                                                self.fsync_folder),
                                   version, step)
 
     def _publish_with(self, write: Any, version: int, step: int) -> WeightsPublished:
@@ -153,6 +155,7 @@ class FsWeightStore(WeightStore):
 
 class RedisWeightStore(WeightStore):
     format = "redis-chunks"
+    fsync_folder = False  # the lean write's folder is scratch, read into Redis and deleted
 
     def __init__(self, run_id: str, root: Path, r: redis.Redis, keep_versions: int = 3,
                  chunk_bytes: int = CHUNK_BYTES, lean: bool = True) -> None:
