@@ -54,7 +54,11 @@ def snapshot_model(model: Any, dtype: str | None = None) -> Snapshot:
             if key in seen:
                 continue  # the tied output layer: from_pretrained re-ties it from the config
             seen.add(key)
-            out = t.detach().to("cpu", target if t.is_floating_point() else t.dtype, copy=True)
+            want = target if t.is_floating_point() else t.dtype
+            if t.device.type == "cpu":
+                out = t.detach().to(want, copy=True)  # one copy: cast and copy at once
+            else:  # cast on the device first: bfloat16 halves the bytes over PCIe
+                out = t.detach().to(want).to("cpu")
             tensors[name] = out.contiguous()
     config = copy.deepcopy(model.config)
     config.dtype = dtype
