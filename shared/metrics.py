@@ -96,6 +96,7 @@ class LearnerMetrics:
     lr: Gauge
     step_seconds: Counter
     publish_seconds: Histogram
+    publish_failures: Counter
     stream: StreamMetrics
     push: WeightPushMetrics
     """The collective push (`weights.transport: broadcast`, rank 0)."""
@@ -134,6 +135,7 @@ def learner_metrics(reg: CollectorRegistry | None = None) -> tuple[LearnerMetric
         lr=Gauge("dashrl_learner_lr", "Learning rate of the latest step", registry=reg),
         step_seconds=Counter("dashrl_learner_step_seconds_total", "Step time by phase", ["phase"], registry=reg),
         publish_seconds=Histogram("dashrl_learner_publish_seconds", "Seconds to write and announce a weight version", buckets=SECONDS_BUCKETS, registry=reg),
+        publish_failures=Counter("dashrl_learner_publish_failures_total", "Weight versions whose (background) publish failed", registry=reg),
         stream=stream_metrics(reg, "learner"),
         push=weight_push_metrics(reg),
         kept_fraction=Gauge("dashrl_learner_kept_fraction", "Gradient-filtering kept fraction of the latest step's rollouts (sampler-reported)", registry=reg),

@@ -44,7 +44,7 @@ class WeightsFollower:
                                    metrics=metrics.stream if metrics else None)
         self.store, self.backend, self.metrics = store, backend, metrics
         self.pushed = pushed  # the collective push, when `weights.transport: broadcast`
-        # Versions are copied here before loading: the store may prune its copy while we read it.
+        # Versions are linked (or copied) here before loading: the store may prune its own while we read.
         self.local_dir = Path(local_dir)
         self.version = 0  # version 0 is the starting model the backend was built from
         self.last_id = "0"
@@ -83,6 +83,7 @@ class WeightsFollower:
             self.backend.load_tensors(tensors)
         except IncompatibleWeights as err:
             return self._refuse(msg, "incompatible", err)
+        shutil.rmtree(self.local_dir / f"v{self.version}", ignore_errors=True)  # a store copy we served before
         self._stamp(msg.version, msg.published_at, "pushed")
         return True
 
@@ -129,7 +130,9 @@ class WeightsFollower:
             self.pushed.close()
 
     def _fetch(self, msg: WeightsPublished, dest: Path) -> Path:
-        """store.fetch in a helper thread, bounded by `fetch_timeout_s`: a hung shared volume or
+        """store.fetch in a helper thread, bounded by `fetch_timeout_s` (a lean fs store hard-links the
+        version's files into `dest`, so a prune cannot take them and nothing is copied; Redis
+        chunks are hashed as they arrive; either way verified in one read): a hung shared volume or
         a stalled Redis must not freeze sampling silently. A thread cannot be killed; one that
         overruns is abandoned (daemon) and its folder is never loaded."""
         box: dict = {}
