@@ -1,5 +1,5 @@
 """The collective weight push: a version's tensors broadcast from the learner's rank 0 to every
-sampler over a process group of their own (`weights.transport: broadcast`, issue #16).
+sampler over a process group of their own (`weights.transport: broadcast`).
 
 Owns the rendezvous (a `TCPStore` hosted by the learner, samplers claiming ranks 1..N per
 generation), the group (gloo on CPU, NCCL on CUDA, never torch.distributed's default group,
