@@ -232,14 +232,23 @@ class Learner:
         t0 = time.perf_counter()
         version, step, dtype = self.state.policy_version, self.state.step, self.trainer.place.serve_dtype
         if self.publisher is not None:  # the snapshot here; write, hash, fsync, announce off-thread
-            self.publisher.submit(snapshot_model(self.trainer.model, dtype), version, step)
+            snap = snapshot_model(self.trainer.model, dtype)
+            self._push(version, step, list(snap.tensors.items()))  # the fast path first
+            self.publisher.submit(snap, version, step)
         else:
-            msg = self.parts.store.publish(self._full_model(), self.tokenizer, version, step,
+            model = self._full_model()  # FSDP: a collective, so gathered once for both
+            self._push(version, step, None, lambda: model)
+            msg = self.parts.store.publish(model, self.tokenizer, version, step,
                                            dtype=dtype)  # the sampler's dtype, not the master's
             self.parts.announce.publish(msg)
         # a checkpoint records this only after `_commit` waited for the publish to complete
         self.state.last_published = version
         return time.perf_counter() - t0
+
+    def _push(self, version: int, step: int, named: list | None, model: Any = None) -> None:
+        """`weights.transport: broadcast`: push this version first (the store copy follows)."""
+        if self.parts is not None and self.parts.pusher is not None:
+            self.parts.pusher.push_policy(version, step, named, model, self.trainer.place.serve_dtype)
 
     def _wait_published(self) -> None:
         if self.publisher is not None:

@@ -5,8 +5,8 @@ blocks until every seat is taken, so it must not block training), and pushes eac
 announce WeightsPushed on the push stream, then `push_version`. A push that fails marks the
 generation broken (logged, `dashrl_weight_push_fallback_total{reason}`) and starts forming the
 next one; versions meanwhile travel by the store only, which the learner publishes anyway.
-Not yet called from the learner loop (`_publish` belongs to the lean-store change): the call is
-`pusher.push(version, step, named_tensors_in_serving_dtype)` beside the store publish.
+The learner loop calls `push_policy` in `_publish`, before the store copy is written (the store
+copy is written regardless: checkpoints, late joiners and fallbacks read it).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from datetime import timedelta
+from typing import Any, Callable
 
 import torch
 
@@ -22,6 +23,7 @@ from shared.broadcast import Broadcast
 from shared.metrics import WeightPushMetrics
 from shared.protocol import WeightsPushed
 from shared.weight_push import PushFailed, PushGroup, checksum, form_group, open_store, push_version
+from shared.weight_folder import is_lora_model
 from shared.weights_config import BroadcastTransport
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,21 @@ class WeightPusher:
         self.metrics.pushes.inc()
         self.metrics.seconds.observe(report.seconds)
         return True
+
+    def push_policy(self, version: int, step: int, named: list[tuple[str, torch.Tensor]] | None,
+                    model: Callable[[], Any], dtype: str) -> bool:
+        """Push the policy: `named` (the publish snapshot's tensors, already in `dtype`), else the
+        state of `model()` cast to `dtype`. A LoRA policy pushes nothing: its names are peft's,
+        and its adapter is megabytes through the store anyway."""
+        if self.group is None or self.group.broken:
+            return False
+        if named is None:
+            policy = model()
+            if is_lora_model(policy):
+                return False
+            target = getattr(torch, dtype)
+            named = [(n, t.detach().to(target)) for n, t in policy.state_dict().items()]
+        return self.push(version, step, named)
 
     def close(self) -> None:
         self._closed.set()

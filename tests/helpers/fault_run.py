@@ -32,6 +32,7 @@ class FaultRun:
     model: Path
     run_id: str = "fault"
     max_steps: int = 10
+    push_port: int | None = None  # set: `weights.transport: broadcast` on this port
     learner_logs: list[Path] = field(default_factory=list)
     sampler_logs: list[Path] = field(default_factory=list)
     procs: list[subprocess.Popen] = field(default_factory=list)
@@ -41,6 +42,8 @@ class FaultRun:
                               learner={"checkpoint_every": 3, "max_staleness": 2},
                               sampler={"eval_every": 0}, task={"eval_size": 0})
         cfg["run_id"] = self.run_id
+        if self.push_port is not None:  # a short bound, so that a killed peer costs seconds
+            cfg["weights"] = {"transport": {"kind": "broadcast", "port": self.push_port, "timeout_s": 5}}
         self.config = self.tmp / "run.yaml"
         self.config.write_text(yaml.safe_dump(cfg))
         self.run_dir, self.keys = self.tmp / "runs" / self.run_id, RunKeys(self.run_id)
@@ -124,9 +127,11 @@ class FaultRun:
         for log in self.sampler_logs:
             served = [int(v) for v in SERVING.findall(log.read_text(errors="replace"))]
             assert served == sorted(served) and len(set(served)) == len(served), (log, served)
+        pushed_loads = sum(log.read_text(errors="replace").count("via pushed") for log in self.sampler_logs)
         reasons = {r: sum(1 for v in skipped.values() if v == r) for r in set(skipped.values())}
         return {"steps": len(steps), "trained": len(trained), "skipped": reasons, "unread": len(unread),
-                "pushed": len(pushed_ids), "unlogged": len(unlogged)}
+                "pushed": len(pushed_ids), "unlogged": len(unlogged),
+                "served_pushed": pushed_loads}
 
 
 def _batch_id(fields: dict) -> str:

@@ -11,6 +11,7 @@ import pytest
 
 from tests.helpers.fault_run import FaultRun
 from tests.helpers.polling import wait_for
+from tests.helpers.control_server import free_port
 from tests.helpers.tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.slow
@@ -21,8 +22,12 @@ def model(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny")
 
 
-def test_learner_and_sampler_sigkilled_and_replaced(redis_proc, redis_client, tmp_path, model):
-    run = FaultRun(tmp_path, redis_proc.url, model, run_id="kill", max_steps=10)
+@pytest.mark.parametrize("transport", ["store", "broadcast"])
+def test_learner_and_sampler_sigkilled_and_replaced(redis_proc, redis_client, tmp_path, model, transport):
+    """With `broadcast`, both kills also break the push group: the learner's restart re-hosts
+    the rendezvous, the dead sampler's seat times the push out, and the new sampler joins later."""
+    port = free_port() if transport == "broadcast" else None
+    run = FaultRun(tmp_path, redis_proc.url, model, run_id=f"kill-{transport}", max_steps=10, push_port=port)
     try:
         run.start_sampler()
         run.start_learner()
@@ -42,6 +47,8 @@ def test_learner_and_sampler_sigkilled_and_replaced(redis_proc, redis_client, tm
     # resumed from the last checkpoint (every 3 steps), not from scratch
     assert re.search(r"resuming from \S+step-(3|6) \(step \1\)", resumed), resumed[-2000:]
     assert numbers["pushed"] >= numbers["trained"]
+    if transport == "broadcast":  # versions did travel by the push, not only by the store
+        assert numbers["served_pushed"] >= 1, numbers
 
 
 def test_redis_restart_mid_run(fresh_redis, tmp_path, model):
