@@ -43,6 +43,9 @@ class SamplerMetrics:
     batches: Counter
     policy_version: Gauge
     weight_sync: Histogram
+    swap_pause: Histogram
+    """Seconds sampling stood still for one version (store: fetch + load; pushed: the load only,
+    the receive ran beside sampling), by `via`."""
     weight_rejected: Counter
     reward_mean: Gauge
     kept_fraction: Gauge
@@ -67,6 +70,7 @@ def sampler_metrics(reg: CollectorRegistry | None = None) -> tuple[SamplerMetric
         batches=Counter("dashrl_sampler_batches_total", "Rollout batches pushed", registry=reg),
         policy_version=Gauge("dashrl_policy_version", "Policy version this service holds", registry=reg),
         weight_sync=Histogram("dashrl_weight_sync_seconds", "Publish-to-swap latency of a weight version", buckets=SECONDS_BUCKETS, registry=reg),
+        swap_pause=Histogram("dashrl_sampler_swap_pause_seconds", "Seconds sampling paused to apply one weight version", ["via"], buckets=SECONDS_BUCKETS, registry=reg),
         weight_rejected=Counter("dashrl_sampler_weights_rejected_total", "Weight versions refused (checksum or load failure)", ["reason"], registry=reg),
         reward_mean=Gauge("dashrl_reward_mean", "Mean reward of the latest batch (before filtering)", registry=reg),
         kept_fraction=Gauge("dashrl_sampler_kept_fraction", "Fraction of the latest batch kept by gradient filtering", registry=reg),

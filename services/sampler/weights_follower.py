@@ -49,6 +49,7 @@ class WeightsFollower:
         self.version = 0  # version 0 is the starting model the backend was built from
         self.last_id = "0"
         self.last_sync_s: float | None = None
+        self.last_pause_s: float | None = None  # sampling stood still this long for the last swap
         self.refused: set[int] = set()
         self.fetch_timeout_s, self.wait_warn_s = fetch_timeout_s, wait_warn_s
         if metrics:
@@ -79,12 +80,13 @@ class WeightsFollower:
         if taken is None:
             return False
         msg, tensors = taken
+        t0 = time.perf_counter()
         try:
             self.backend.load_tensors(tensors)
         except IncompatibleWeights as err:
             return self._refuse(msg, "incompatible", err)
         shutil.rmtree(self.local_dir / f"v{self.version}", ignore_errors=True)  # a store copy we served before
-        self._stamp(msg.version, msg.published_at, "pushed")
+        self._stamp(msg.version, msg.published_at, "pushed", time.perf_counter() - t0)
         return True
 
     def wait_for_newer(self, version: int, should_stop: Callable[[], bool], block_ms: int = 1000) -> bool:
@@ -104,6 +106,7 @@ class WeightsFollower:
         if msg.version <= self.version or msg.version in self.refused:
             return False
         dest = self.local_dir / f"v{msg.version}"
+        t0 = time.perf_counter()
         try:
             path = self._fetch(msg, dest)  # a verified private copy
             self.backend.load_weights(path)
@@ -113,17 +116,18 @@ class WeightsFollower:
             shutil.rmtree(dest, ignore_errors=True)
             return self._refuse(msg, "checksum" if isinstance(err, WeightsCorrupt) else "incompatible", err)
         shutil.rmtree(self.local_dir / f"v{self.version}", ignore_errors=True)  # the copy we served before
-        self._stamp(msg.version, msg.published_at, "store")
+        self._stamp(msg.version, msg.published_at, "store", time.perf_counter() - t0)
         return True
 
-    def _stamp(self, version: int, published_at: float, via: str) -> None:
-        self.last_sync_s = max(0.0, time.time() - published_at)
+    def _stamp(self, version: int, published_at: float, via: str, pause_s: float) -> None:
+        self.last_sync_s, self.last_pause_s = max(0.0, time.time() - published_at), pause_s
         self.version = version
         if self.metrics:
             self.metrics.weight_sync.observe(self.last_sync_s)
+            self.metrics.swap_pause.labels(via=via).observe(pause_s)
             self.metrics.policy_version.set(version)
-        log.info("sampler: now serving policy version %d (publish-to-swap %.2fs, via %s)", version,
-                 self.last_sync_s, via)
+        log.info("sampler: now serving policy version %d (publish-to-swap %.2fs, paused %.3fs, via %s)",
+                 version, self.last_sync_s, pause_s, via)
 
     def close(self) -> None:
         if self.pushed:

@@ -40,6 +40,7 @@ def test_pushed_version_is_served_and_stamped(redis_client, tmp_path):
         assert pusher.push(1, 1, named)
         wait_for(lambda: follower.poll(), "the pushed version served", 30)
         assert follower.version == 1
+        assert follower.last_pause_s is not None and follower.last_pause_s < follower.last_sync_s + 1.0  # the load only
         params = dict(backend.model.named_parameters())
         assert all(torch.equal(params[n], t) for n, t in named)
         assert learner_metrics.pushes._value.get() == 1 and sampler_metrics.pushes._value.get() == 1
