@@ -198,6 +198,6 @@ class WeightPushMetrics:
 def weight_push_metrics(reg: CollectorRegistry) -> WeightPushMetrics:
     return WeightPushMetrics(
         pushes=Counter("dashrl_weight_push_total", "Weight versions pushed or received over the push group", registry=reg),
-        fallbacks=Counter("dashrl_weight_push_fallback_total", "Versions that fell back to the store (timeout, broken, form, version, checksum, no_seat)", ["reason"], registry=reg),
+        fallbacks=Counter("dashrl_weight_push_fallback_total", "Versions that fell back to the store (timeout, broken, form, version, checksum, no_seat, backend)", ["reason"], registry=reg),
         seconds=Histogram("dashrl_weight_push_seconds", "Seconds to push or receive one version", buckets=SECONDS_BUCKETS, registry=reg),
     )

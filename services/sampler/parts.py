@@ -67,7 +67,7 @@ def build_loop(cfg: RunConfig, r: redis.Redis, run_id: str, metrics: SamplerMetr
     store = make_store(cfg.learner.weight_store.kind, run_id=run_id, root=run_dir(cfg, run_id) / "weights", r=r,
                        keep_versions=cfg.learner.keep_versions)
     follower = WeightsFollower(r, run_id, store, backend, local_dir, metrics,
-                               fetch_timeout_s=s.weight_fetch_timeout_s, pushed=_push_receiver(cfg, r, keys, metrics))
+                               fetch_timeout_s=s.weight_fetch_timeout_s, pushed=_push_receiver(cfg, r, keys, metrics, backend))
     follower.catch_up()
     writer = StreamWriter(r, keys.rollouts, backlog_key=keys.backlog, max_backlog=cfg.streams.max_backlog,
                           metrics=metrics.stream)
@@ -84,9 +84,15 @@ def build_loop(cfg: RunConfig, r: redis.Redis, run_id: str, metrics: SamplerMetr
                        tracking=tracking)
 
 
-def _push_receiver(cfg: RunConfig, r: redis.Redis, keys: RunKeys, metrics: SamplerMetrics):
-    """The collective push's receiving thread, when `weights.transport: broadcast` (else None)."""
+def _push_receiver(cfg: RunConfig, r: redis.Redis, keys: RunKeys, metrics: SamplerMetrics, backend):
+    """The collective push's receiving thread, when `weights.transport: broadcast` (else None).
+    A backend that cannot load pushed tensors takes no seat and follows the store, loudly."""
     if cfg.weights.transport.kind != "broadcast":
+        return None
+    if not backend.loads_tensors:
+        log.warning("sampler: weights.transport is broadcast but the %s backend cannot load pushed tensors; "
+                    "this sampler takes no seat and follows the store", backend.name)
+        metrics.push.fallbacks.labels(reason="backend").inc()
         return None
     from services.sampler.push_receiver import PushReceiver
     from shared.broadcast import Broadcast

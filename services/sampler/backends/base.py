@@ -64,6 +64,8 @@ class GenerationBackend(ABC):
     """One model held for generation. Not thread-safe: one call at a time."""
 
     name: str = "base"
+    loads_tensors: bool = False
+    """Whether `load_tensors` is implemented (the collective push needs it)."""
 
     @abstractmethod
     def generate(self, prompts: list[list[int]], settings: SamplingSettings) -> list[list[Completion]]:

@@ -37,6 +37,7 @@ def pick_device_dtype(dtype: str) -> tuple[torch.device, torch.dtype]:
 
 class HFBackend(GenerationBackend):
     name = "transformers"
+    loads_tensors = True
 
     def __init__(self, model_path: str | Path, *, dtype: str = "auto", trust_remote_code: bool = False,
                  max_batch_sequences: int = 512) -> None:

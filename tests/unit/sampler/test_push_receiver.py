@@ -74,3 +74,20 @@ def test_failed_push_breaks_the_generation_and_the_next_one_forms(redis_client, 
             if receiver:
                 receiver.close()
         pusher.close()
+
+
+def test_a_backend_without_load_tensors_takes_no_seat(redis_client):
+    """vLLM cannot load pushed tensors yet: its sampler must not hold a seat it would never
+    fill, and says so in a metric (a plain object stands in for the backend: pure logic)."""
+    from types import SimpleNamespace
+
+    from services.sampler.parts import _push_receiver
+    from shared.config import RunConfig
+    from shared.metrics import sampler_metrics
+
+    cfg = RunConfig.model_validate({"model": {"path": "unused"},
+                                    "weights": {"transport": {"kind": "broadcast", "port": free_port()}}})
+    metrics, _ = sampler_metrics(CollectorRegistry())
+    backend = SimpleNamespace(loads_tensors=False, name="vllm")
+    assert _push_receiver(cfg, redis_client, RunKeys("no-seat"), metrics, backend) is None
+    assert metrics.push.fallbacks.labels(reason="backend")._value.get() == 1
