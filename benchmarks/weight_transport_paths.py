@@ -7,7 +7,8 @@
   copies the folder (`shutil.copytree`), hashes the copy (a third read) and the transformers
   backend reads it (a fourth) into its parameters. Sampling is stopped for fetch + load (the
   follower's `_swap` runs them in the sampling loop).
-- `lean_store`: the lean store path of helper "lean" (issue #16 item 2), once it is on main.
+- `lean_store`: the lean store path (issue #16 item 2: `shared.weight_snapshot`, `lean=True`
+  stores), once it is on main; until then a marked slot (None).
 - `memcpy`: one `copy_` of a flat buffer of the same bytes, the physical floor.
 Each returns {"publish_s" (learner's critical path), "serving_s" (publish to serving),
 "pause_s" (sampler stopped)}.
@@ -67,9 +68,26 @@ def today_store(model: Any, backend: Any, work: Path, version: int) -> dict:
 
 
 def lean_store(model: Any, backend: Any, work: Path, version: int) -> dict | None:
-    """SLOT: helper "lean"'s store path (hash while writing, background publish, fetch without a
-    second copy). None until it is on main; then it calls their API here."""
-    return None
+    """Helper "lean"'s store path (issue #16 item 2): the learner is blocked only for the snapshot
+    (a copy to CPU in the served dtype); writing it once, hashed as written, runs on the background
+    publisher's thread (`publish_snapshot`, timed here in line); the sampler hard-links the files
+    and hashes them in the one read that verifies them, then loads. None while it is not on main."""
+    try:
+        from shared.weights import FsWeightStore, snapshot_model
+    except ImportError:
+        return None
+    store = FsWeightStore("bench", work / "store-lean", keep_versions=1, lean=True)
+    local = work / "local-lean" / f"v{version}"
+    t0 = time.perf_counter()
+    snap = snapshot_model(model, DTYPE)
+    t1 = time.perf_counter()
+    msg = store.publish_snapshot(snap, None, version, version)
+    t2 = time.perf_counter()
+    path = store.fetch(msg, dest=local)
+    backend.load_weights(path)
+    t3 = time.perf_counter()
+    shutil.rmtree(local, ignore_errors=True)
+    return {"publish_s": t1 - t0, "serving_s": t3 - t0, "pause_s": t3 - t2}
 
 
 def memcpy(nbytes: int, repeats: int = 5) -> dict:
