@@ -39,10 +39,6 @@ class Deployment(BaseModel):
     learner_nodes: int = Field(default=1, ge=1)
     """DASHRL_LEARNER_NODES: learner workers (nodes) that join one run through torchrun; the
     `workers` launcher publishes one learner assignment per node."""
-    weights_rendezvous: str | None = None
-    """DASHRL_WEIGHTS_RENDEZVOUS: `host:port` of the TCPStore on the learner's rank 0 where the
-    samplers join the weight broadcast (`weights.transport: broadcast`); None: the runner picks
-    a free port on this machine. Not yet read by any service (docs/deploy.md "Weight transport")."""
 
     ENV: ClassVar[dict[str, str]] = {
         "redis_url": "DASHRL_REDIS_URL",
@@ -55,7 +51,6 @@ class Deployment(BaseModel):
         "redis_password": "DASHRL_REDIS_PASSWORD",
         "worker_id": "DASHRL_WORKER_ID",
         "learner_nodes": "DASHRL_LEARNER_NODES",
-        "weights_rendezvous": "DASHRL_WEIGHTS_RENDEZVOUS",
     }
 
     @model_validator(mode="after")
