@@ -30,6 +30,12 @@ from shared.model_shapes import PRESETS
 
 HEADING = "## Weight transport"
 PATHS = ("today's store", "lean store", "broadcast (gloo)", "memcpy")
+IMPLS = {  # which broadcast ran (benchmarks.weight_transport_push.run_broadcast)
+    "shared.weight_push": "`shared.weight_push` (64 MiB buckets; the learner's share includes the checksum "
+                          "over the tensors; the sampler verifies it before `load_tensors`, the pause)",
+    "interim": "a minimal bucketed gloo broadcast in `benchmarks/weight_transport_push.py` (64 MiB buckets, "
+               "no checksum), interim until `shared/weight_push.py` is on main",
+}
 
 
 def build_model(preset: str, seed: int = 0):
@@ -60,11 +66,11 @@ def measure_model(preset: str, repeats: int, work: Path) -> dict:
     lean = [lean_store(model, backend, work, v) for v in range(1, repeats + 1)]
     rows[PATHS[1]] = None if any(r is None for r in lean) else lean
     del backend  # the broadcast's sampler is its own process
-    rows[PATHS[2]] = run_broadcast(model, start, repeats)
+    impl, rows[PATHS[2]] = run_broadcast(model, start, repeats)
     rows[PATHS[3]] = [memcpy(nbytes)]
     med = {k: None if v is None else {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in rows.items()}
     return {"preset": preset, "params": sum(p.numel() for p in model.parameters()), "bytes": nbytes,
-            "median": med, "all": rows}
+            "median": med, "all": rows, "broadcast_impl": impl}
 
 
 def _cell(m: dict | None, field: str, floor: float) -> str:
@@ -105,8 +111,10 @@ def section(results: list[dict], info: dict) -> str:
               "- learner blocked: the learner's own share (store: write + fsync + hash + rename; broadcast: pack "
               "into one flat buffer + the broadcast calls).",
               "- today's store path is pinned in `benchmarks/weight_transport_paths.py` (as of 87b9aac) so the row "
-              "stays comparable after the lean path changes `shared/weights.py`. The broadcast row is "
-              + info["broadcast_impl"] + ".",
+              "stays comparable after the lean path changes `shared/weights.py`. Lean store: `snapshot_model` "
+              "(the learner's share), `publish_snapshot` (the background publisher's thread, timed in line), a "
+              "hard-link fetch verified in one read, `load_weights`. The broadcast row is "
+              + IMPLS[results[0]["broadcast_impl"]] + ".",
               "- memcpy: best of 5 `dst.copy_(src)` of flat bf16 buffers of the model's bytes, same box, same run.",
               "- One box, two cores shared with other agents' work: seconds move with their load; the ratios "
               "to memcpy, measured in the same run, are the figure to read.", ""]
@@ -121,9 +129,7 @@ def machine_info(args: argparse.Namespace, work: Path) -> dict:
     return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "nproc": os.cpu_count(), "cpu": cpu,
             "threads": torch.get_num_threads(), "load": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
             "python": platform.python_version(), "work": str(work), "repeats": args.repeats,
-            "command": "nice -n 10 .venv/bin/python -m benchmarks.weight_transport " + " ".join(sys.argv[1:]),
-            "broadcast_impl": "a minimal bucketed gloo broadcast in `benchmarks/weight_transport_push.py` "
-                              "(64 MiB buckets, no checksum), interim until `shared/weight_push.py` lands"}
+            "command": "nice -n 10 .venv/bin/python -m benchmarks.weight_transport " + " ".join(sys.argv[1:])}
 
 
 def main() -> None:

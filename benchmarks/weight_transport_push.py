@@ -2,9 +2,10 @@
 one sampler (a spawned process, rank 1, serving through the transformers backend) in a gloo
 group on 127.0.0.1, the weights broadcast in fixed-size buckets.
 
-INTERIM: a minimal bucketed broadcast written here so the harness exists before helper "push"'s
-`shared/weight_push.py` is on main; switch `run_broadcast` to their API when it lands. What it
-does per version: rank 0 packs its parameters into one flat bf16 buffer (a memcpy), broadcasts
+`run_broadcast` uses `shared.weight_push` (issue #16 item 1: rendezvous TCPStore, seat, group,
+`push_version` / `receive_version` with its checksum, the backend's `load_tensors`) when it is
+importable, else `_interim`: a minimal bucketed broadcast written here so that the harness ran
+before it was on main. Per version, the interim path: rank 0 packs its parameters into one flat bf16 buffer (a memcpy), broadcasts
 it in `bucket_mb` slices (as uint8: gloo has no bf16 or int16 broadcast); rank 1 receives into a staging buffer of
 the same size while its engine could keep sampling, then copies the slices into the engine's
 parameters (the pause). No checksum is computed over the received tensors (the real path must).
@@ -58,8 +59,17 @@ def _receiver(folder: str, addr: str, port: int, versions: int, bucket: int, out
         dist.destroy_process_group()
 
 
-def run_broadcast(model, folder: Path, versions: int, bucket_mb: int = 64) -> list[dict]:
-    """Broadcast `model` `versions` times to one sampler process; per version the timings."""
+def run_broadcast(model, folder: Path, versions: int, bucket_mb: int = 64) -> tuple[str, list[dict]]:
+    """Broadcast `model` `versions` times to one sampler process: (which implementation, per
+    version the timings)."""
+    try:
+        from benchmarks.weight_transport_push_api import run_push
+    except ImportError:  # shared.weight_push is not on this branch yet
+        return "interim", _interim(model, folder, versions, bucket_mb)
+    return "shared.weight_push", run_push(model, folder, versions, bucket_mb)
+
+
+def _interim(model, folder: Path, versions: int, bucket_mb: int) -> list[dict]:
     import torch
     import torch.distributed as dist
 
