@@ -143,7 +143,7 @@ def main() -> None:
         info = machine_info(args, work.parent)
         results = []
         for preset in args.models.split(","):
-            results.append(measure_model(preset, args.repeats, work))
+            results.append(measure_model(preset, args.repeats, work / preset))  # a store per model: versions rise
             print(preset, {k: v for k, v in results[-1]["median"].items()}, flush=True)
     text = section(results, info)
     print(text)
