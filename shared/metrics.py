@@ -93,6 +93,7 @@ class LearnerMetrics:
     lr: Gauge
     step_seconds: Counter
     publish_seconds: Histogram
+    publish_failures: Counter
     stream: StreamMetrics
     kept_fraction: Gauge
     adv_abs_mean: Gauge
@@ -129,6 +130,7 @@ def learner_metrics(reg: CollectorRegistry | None = None) -> tuple[LearnerMetric
         lr=Gauge("dashrl_learner_lr", "Learning rate of the latest step", registry=reg),
         step_seconds=Counter("dashrl_learner_step_seconds_total", "Step time by phase", ["phase"], registry=reg),
         publish_seconds=Histogram("dashrl_learner_publish_seconds", "Seconds to write and announce a weight version", buckets=SECONDS_BUCKETS, registry=reg),
+        publish_failures=Counter("dashrl_learner_publish_failures_total", "Weight versions whose (background) publish failed", registry=reg),
         stream=stream_metrics(reg, "learner"),
         kept_fraction=Gauge("dashrl_learner_kept_fraction", "Gradient-filtering kept fraction of the latest step's rollouts (sampler-reported)", registry=reg),
         adv_abs_mean=Gauge("dashrl_learner_advantage_abs_mean", "Mean |advantage| of the latest step's samples", registry=reg),

@@ -10,6 +10,13 @@ Two stores (`LearnerConfig.weight_store`):
   temporary key and RENAMEd into place (atomic), for a single box without a shared volume.
 The learner announces a version only after `publish()` returned; readers `fetch()` and get a
 local folder, or `WeightsCorrupt` naming what did not match (never a half-written policy).
+
+`lean=True` (the default) is the store path without waste: a whole model is written once from a
+`Snapshot` and hashed as written (`shared.weight_snapshot`; `publish_snapshot` lets the learner
+take the snapshot on its thread and write it on another); an fs fetch hard-links the version's
+files into `dest` (a copy only across filesystems) and hashes each file in the one read that
+verifies it; a Redis fetch hashes chunks as they arrive. `lean=False` keeps the first design
+(save_pretrained, re-read to hash; copytree, re-read to verify) for comparison benchmarks.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from shared.weight_folder import (  # noqa: F401 (re-exported: the store's vocab
     ADAPTER_CONFIG, MANIFEST, WeightsCorrupt, fsync_path, is_adapter, is_lora_model, model_ties_embeddings,
     save_adapter_as, save_model_as, sha256_file, tied_embeddings, verify_folder, write_version_folder,
 )
+from shared.weight_fetch import link_verified, read_manifest
+from shared.weight_snapshot import Snapshot, snapshot_model, write_snapshot
 
 CHUNK_BYTES = 8 << 20  # Redis store: 8 MiB per hash field keeps each command small
 
@@ -42,17 +51,39 @@ def _message(run_id: str, version: int, step: int, location: str, fmt: str, mani
                             published_at=time.time())
 
 
+def lean_writable(model: Any) -> bool:
+    """A plain transformers model. Adapters (megabytes) keep the peft path; FSDP's gathered view
+    (`services.learner.fsdp.GatheredPolicy`) keeps save_pretrained, which drops its tied keys."""
+    from transformers import PreTrainedModel
+
+    return isinstance(model, PreTrainedModel) and not is_lora_model(model)
+
+
 class WeightStore:
     """Base: `publish` a version, `fetch` one verified, `prune` old ones."""
 
     format: str = ""
+    fsync_folder = True  # whether the folder `_publish_with` writes is the durable copy
 
-    def __init__(self, run_id: str, root: Path, keep_versions: int = 3) -> None:
-        self.run_id, self.root, self.keep_versions = run_id, Path(root), keep_versions
+    def __init__(self, run_id: str, root: Path, keep_versions: int = 3, lean: bool = True) -> None:
+        self.run_id, self.root, self.keep_versions, self.lean = run_id, Path(root), keep_versions, lean
 
     def publish(self, model: Any, tokenizer: Any, version: int, step: int,
                 dtype: str | None = None) -> WeightsPublished:
         """Write version `version` (tensors in `dtype`; None: the model's own) and return its announcement."""
+        if self.lean and lean_writable(model):
+            return self.publish_snapshot(snapshot_model(model, dtype), tokenizer, version, step)
+        return self._publish_with(lambda folder: write_version_folder(model, tokenizer, folder, version, step, dtype),
+                                  version, step)
+
+    def publish_snapshot(self, snap: Snapshot, tokenizer: Any, version: int, step: int) -> WeightsPublished:
+        """Write a `Snapshot` taken earlier (safe on another thread: it shares nothing with training)."""
+        return self._publish_with(lambda folder: write_snapshot(snap, tokenizer, folder, version, step,
+                                                                self.fsync_folder),
+                                  version, step)
+
+    def _publish_with(self, write: Any, version: int, step: int) -> WeightsPublished:
+        """Run `write(folder) -> manifest bytes` into a temporary place and install it atomically."""
         raise NotImplementedError
 
     def fetch(self, msg: WeightsPublished, dest: Path | None = None) -> Path:
@@ -73,12 +104,11 @@ class FsWeightStore(WeightStore):
     def folder(self, version: int) -> Path:
         return self.root / f"v{version}"
 
-    def publish(self, model: Any, tokenizer: Any, version: int, step: int,
-                dtype: str | None = None) -> WeightsPublished:
+    def _publish_with(self, write: Any, version: int, step: int) -> WeightsPublished:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp, final = self.root / f".tmp-v{version}", self.folder(version)
         shutil.rmtree(tmp, ignore_errors=True)  # a crash's leftover
-        manifest = write_version_folder(model, tokenizer, tmp, version, step, dtype)
+        manifest = write(tmp)
         if final.exists():  # re-published after a resume: move the old one aside, then replace
             old = self.root / f".old-v{version}-{time.time_ns()}"
             os.rename(final, old)
@@ -89,7 +119,8 @@ class FsWeightStore(WeightStore):
         return _message(self.run_id, version, step, str(final), self.format, manifest)
 
     def fetch(self, msg: WeightsPublished, dest: Path | None = None) -> Path:
-        """Verify the version in place (dest None) or copy it to `dest` and verify the copy."""
+        """Verify the version in place (dest None) or bring it to `dest` (lean: hard links, which a
+        prune cannot pull away; else a copy) and verify what is there."""
         self._check(msg)
         src = Path(msg.location)
         if dest is None:
@@ -97,6 +128,9 @@ class FsWeightStore(WeightStore):
             return src
         dest = Path(dest)
         shutil.rmtree(dest, ignore_errors=True)
+        if self.lean:
+            link_verified(src, dest, msg.checksum)
+            return dest
         try:
             shutil.copytree(src, dest)
         except (OSError, shutil.Error) as err:
@@ -121,18 +155,18 @@ class FsWeightStore(WeightStore):
 
 class RedisWeightStore(WeightStore):
     format = "redis-chunks"
+    fsync_folder = False  # the lean write's folder is scratch, read into Redis and deleted
 
     def __init__(self, run_id: str, root: Path, r: redis.Redis, keep_versions: int = 3,
-                 chunk_bytes: int = CHUNK_BYTES) -> None:
-        super().__init__(run_id, root, keep_versions)
+                 chunk_bytes: int = CHUNK_BYTES, lean: bool = True) -> None:
+        super().__init__(run_id, root, keep_versions, lean)
         self.r, self.keys, self.chunk_bytes = r, RunKeys(run_id), chunk_bytes
 
-    def publish(self, model: Any, tokenizer: Any, version: int, step: int,
-                dtype: str | None = None) -> WeightsPublished:
+    def _publish_with(self, write: Any, version: int, step: int) -> WeightsPublished:
         key, tmp_key = self.keys.weight_blob(version), self.keys.weight_blob(version) + ":tmp"
         with tempfile.TemporaryDirectory(prefix="dashrl-publish-") as scratch:
             folder = Path(scratch) / "v"
-            manifest = write_version_folder(model, tokenizer, folder, version, step, dtype)
+            manifest = write(folder)
             self.r.delete(tmp_key)
             for f in json.loads(manifest)["files"]:
                 with open(folder / f["name"], "rb") as fh:
@@ -149,20 +183,25 @@ class RedisWeightStore(WeightStore):
         raw = self.r.hget(msg.location, MANIFEST)
         if raw is None:
             raise WeightsCorrupt(f"{msg.location}: version not in Redis (pruned or never written)")
-        if hashlib.sha256(raw).hexdigest() != msg.checksum:
-            raise WeightsCorrupt(f"{msg.location}: manifest checksum mismatch")
+        manifest = read_manifest(raw, msg.checksum, msg.location)
         dest = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix=f"dashrl-v{msg.version}-"))
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
-        for f in json.loads(raw)["files"]:
+        for f in manifest["files"]:
+            h, size = hashlib.sha256(), 0
             with open(dest / f["name"], "wb") as out:  # chunk by chunk: never the whole file in memory
                 for i in range(max(1, -(-f["size"] // self.chunk_bytes))):
                     chunk = self.r.hget(msg.location, f"{f['name']}:{i}")
                     if chunk is None:
                         raise WeightsCorrupt(f"{msg.location}: {f['name']} chunk {i} is missing")
                     out.write(chunk)
+                    h.update(chunk)  # lean: verified as it arrives, not re-read
+                    size += len(chunk)
+            if self.lean and (size != f["size"] or h.hexdigest() != f["sha256"]):
+                raise WeightsCorrupt(f"{msg.location}: {f['name']} size or sha256 mismatch")
         (dest / MANIFEST).write_bytes(raw)
-        verify_folder(dest, msg.checksum)
+        if not self.lean:
+            verify_folder(dest, msg.checksum)
         return dest
 
     def versions(self) -> list[int]:
@@ -182,12 +221,13 @@ class RedisWeightStore(WeightStore):
 
 
 def make_store(kind: Literal["fs", "redis"], *, run_id: str, root: Path, r: redis.Redis | None,
-               keep_versions: int = 3) -> WeightStore:
-    """`root` is the fs store's folder (the run's `weights/`); the Redis store needs `r`."""
+               keep_versions: int = 3, lean: bool = True) -> WeightStore:
+    """`root` is the fs store's folder (the run's `weights/`); the Redis store needs `r`;
+    `lean=False`: the first, slower write and fetch (kept for benchmarks)."""
     if kind == "fs":
-        return FsWeightStore(run_id, root, keep_versions)
+        return FsWeightStore(run_id, root, keep_versions, lean)
     if kind == "redis":
         if r is None:
             raise ValueError("the redis weight store needs a Redis client")
-        return RedisWeightStore(run_id, root, r, keep_versions)
+        return RedisWeightStore(run_id, root, r, keep_versions, lean=lean)
     raise ValueError(f"unknown weight store {kind!r}")

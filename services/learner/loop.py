@@ -5,7 +5,9 @@ samples from it (see `distributed`). Order within a step, and why:
 1. gather whole rollout entries until `train_batch_size` samples (stale and empty entries are
    set aside as skipped; duplicates of committed batches are acked at once);
 2. train (all ranks), version += 1;
-3. publish the new version (every `publish_every` steps), then announce it;
+3. publish the new version (every `publish_every` steps), then announce it; a whole model is
+   snapshotted in the served dtype here and written, hashed and announced by a background
+   thread (`publisher`), which every commit and the shutdown wait for;
 4. write the step's line to metrics.jsonl (before any commit, so a committed step always has
    its line);
 5. commit every `checkpoint_every` steps, or sooner when the entries held unacked reach half
@@ -31,12 +33,14 @@ from services.learner.distributed import DistContext, broadcast_bytes
 from services.learner.fsdp import ShardedPolicy
 from services.learner.ledger import Ledger
 from services.learner.lora import save_final_model
+from services.learner.publisher import BackgroundPublisher
 from services.learner.steplog import StepLog
 from services.learner.trainer import StepStats, Trainer
 from shared.algo.loss import GeneratedCounts
 from shared.config import RunConfig
 from shared.heartbeat import HeartbeatSender
 from shared.protocol import LearnerReport, RolloutBatch, Sample, decode, encode
+from shared.weights import lean_writable, snapshot_model
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 2.0
@@ -45,7 +49,7 @@ HEARTBEAT_S = 2.0
 class Learner:
     def __init__(self, cfg: RunConfig, run_dir: Path, ctx: DistContext, trainer: Trainer, tokenizer: Any,
                  state: LearnerState, parts: Parts | None, instance_id: str = "learner-0",
-                 sharded: ShardedPolicy | None = None) -> None:
+                 sharded: ShardedPolicy | None = None, publish_in_background: bool = True) -> None:
         self.cfg, self.run_dir, self.ctx, self.trainer, self.tokenizer = cfg, run_dir, ctx, trainer, tokenizer
         self.state, self.parts, self.instance_id = state, parts, instance_id
         self.sharded = sharded  # FSDP: publishing and checkpoints are collectives rank 0 leads
@@ -60,6 +64,7 @@ class Learner:
         self._skips: dict[str, list[str]] = {}  # reason -> batch ids skipped since the last step line
         self._committed_step = state.step
         self._samples_total = 0
+        self.publisher = self._make_publisher() if publish_in_background else None
 
     # ---- the loop -------------------------------------------------------------------------
     def run(self) -> bool:
@@ -212,17 +217,38 @@ class Learner:
             self._commit()
         self.heartbeat.beat("waiting")  # the new step's numbers at once
 
+    def _make_publisher(self) -> BackgroundPublisher | None:
+        """The background publisher where it applies: a lean store, a whole model, no FSDP (whose
+        gather is a collective every rank joins inside `_publish`); else publishing stays inline."""
+        p = self.parts
+        if p is None or not getattr(p.store, "lean", False) or self.sharded is not None \
+                or not lean_writable(self.trainer.model):
+            return None
+        failed = p.metrics.publish_failures.inc if p.metrics is not None else None
+        return BackgroundPublisher(p.store, p.announce, self.tokenizer, on_failure=failed)
+
     def _publish(self) -> float:
+        """Publish the current version; returns the seconds the training loop spent on it."""
         t0 = time.perf_counter()
-        msg = self.parts.store.publish(self._full_model(), self.tokenizer, self.state.policy_version, self.state.step,
-                                       dtype=self.trainer.place.serve_dtype)  # the sampler's dtype, not the master's
-        self.parts.announce.publish(msg)
-        self.state.last_published = self.state.policy_version
+        version, step, dtype = self.state.policy_version, self.state.step, self.trainer.place.serve_dtype
+        if self.publisher is not None:  # the snapshot here; write, hash, fsync, announce off-thread
+            self.publisher.submit(snapshot_model(self.trainer.model, dtype), version, step)
+        else:
+            msg = self.parts.store.publish(self._full_model(), self.tokenizer, version, step,
+                                           dtype=dtype)  # the sampler's dtype, not the master's
+            self.parts.announce.publish(msg)
+        # a checkpoint records this only after `_commit` waited for the publish to complete
+        self.state.last_published = version
         return time.perf_counter() - t0
+
+    def _wait_published(self) -> None:
+        if self.publisher is not None:
+            self.publisher.wait()  # raises PublishFailed (already logged and counted)
 
     def _commit(self) -> None:
         """Checkpoint, then record the trained batch ids, then ack (that order: see module doc)."""
         t0 = time.perf_counter()
+        self._wait_published()  # a checkpoint never claims a version that is not complete
         committed, entries, trained = self.ledger.to_commit()
         self.state.committed = committed
         save_checkpoint(self.run_dir, self.trainer.model, self.tokenizer, self.trainer.state_dict(), self.state,
@@ -239,6 +265,7 @@ class Learner:
     def _finish(self, finished: bool) -> None:
         if self.state.step > 0 and self.state.last_published < self.state.policy_version:
             self._publish()
+        self._wait_published()
         if self.ledger.held_entries() or self._committed_step != self.state.step:
             self._commit()
         if finished:

@@ -40,7 +40,7 @@ class WeightsFollower:
         self.broadcast = Broadcast(r, RunKeys(run_id).weights, expect=WeightsPublished,
                                    metrics=metrics.stream if metrics else None)
         self.store, self.backend, self.metrics = store, backend, metrics
-        # Versions are copied here before loading: the store may prune its copy while we read it.
+        # Versions are linked (or copied) here before loading: the store may prune its own while we read.
         self.local_dir = Path(local_dir)
         self.version = 0  # version 0 is the starting model the backend was built from
         self.last_id = "0"
@@ -102,7 +102,9 @@ class WeightsFollower:
         return True
 
     def _fetch(self, msg: WeightsPublished, dest: Path) -> Path:
-        """store.fetch in a helper thread, bounded by `fetch_timeout_s`: a hung shared volume or
+        """store.fetch in a helper thread, bounded by `fetch_timeout_s` (a lean fs store hard-links the
+        version's files into `dest`, so a prune cannot take them and nothing is copied; Redis
+        chunks are hashed as they arrive; either way verified in one read): a hung shared volume or
         a stalled Redis must not freeze sampling silently. A thread cannot be killed; one that
         overruns is abandoned (daemon) and its folder is never loaded."""
         box: dict = {}

@@ -52,7 +52,9 @@ def test_learner_publishes_bfloat16_and_the_sampler_serves_it(tmp_path, redis_cl
     parts = Parts(reader=None, store=store, announce=Broadcast(redis_client, keys.weights, expect=WeightsPublished),
                   runstate=None, r=redis_client, trained_key=keys.trained)
     learner = Learner(cfg, run_dir, DistContext(), trainer, tok, LearnerState(step=1, policy_version=1), parts)
+    assert learner.publisher is not None  # a whole model on a lean store: published off the step
     learner._publish()
+    learner._wait_published()  # the write, hash and announcement run on a background thread
 
     # the sampler's side: follow the announcement, fetch verified, load into the configured backend
     [(_, msg)] = Broadcast(redis_client, keys.weights, expect=WeightsPublished).read_after("0")
