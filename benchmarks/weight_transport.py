@@ -132,7 +132,7 @@ def machine_info(args: argparse.Namespace, work: Path) -> dict:
     return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "nproc": os.cpu_count(), "cpu": cpu,
             "threads": torch.get_num_threads(), "load": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
             "python": platform.python_version(), "work": str(work), "repeats": args.repeats,
-            "command": "nice -n 10 .venv/bin/python -m benchmarks.weight_transport " + " ".join(sys.argv[1:])}
+            "command": " ".join(["nice -n 10 .venv/bin/python -m benchmarks.weight_transport", *sys.argv[1:]])}
 
 
 def main() -> None:
