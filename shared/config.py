@@ -22,6 +22,7 @@ from shared.lora_config import LoraConfig
 from shared.rows_config import RowFields
 from shared.sampler_config import SamplerConfig, TransformersBackendConfig, VllmBackendConfig  # noqa: F401
 from shared.tracking_config import TrackerConfig
+from shared.weights_config import BroadcastTransport, StoreTransport, WeightsConfig  # noqa: F401
 
 
 class ModelConfig(Strict):
@@ -191,6 +192,8 @@ class RunConfig(Strict):
     """Generation."""
     learner: LearnerConfig = Field(default_factory=LearnerConfig)
     """Optimisation and weight publishing."""
+    weights: WeightsConfig = Field(default_factory=WeightsConfig)
+    """How weight versions travel (`transport: store | broadcast`)."""
     streams: StreamsConfig = Field(default_factory=StreamsConfig)
     """Redis stream bounds and timeouts."""
     tracking: list[TrackerConfig] = Field(default_factory=list)

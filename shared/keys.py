@@ -48,6 +48,11 @@ class RunKeys:
         """Stream of WeightsPublished announcements (bounded, read by every sampler)."""
         return self._k("weights")
 
+    @property
+    def weights_push(self) -> str:
+        """Stream of WeightsPushed announcements (`weights.transport: broadcast`)."""
+        return self._k("weights_push")
+
     def weight_blob(self, version: int) -> str:
         """Key prefix of a weight version held in Redis (the `redis` weight store)."""
         return self._k(f"weights:v{version}")

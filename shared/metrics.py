@@ -51,6 +51,8 @@ class SamplerMetrics:
     reward_failures: Counter
     generate_seconds: Histogram
     stream: StreamMetrics
+    push: WeightPushMetrics
+    """The collective push (`weights.transport: broadcast`)."""
     tokens_per_s: Gauge
     completion_len_mean: Gauge
     truncated_fraction: Gauge
@@ -73,6 +75,7 @@ def sampler_metrics(reg: CollectorRegistry | None = None) -> tuple[SamplerMetric
         reward_failures=Counter("dashrl_sampler_reward_failures_total", "Reward calls that raised or timed out (scored 0)", ["kind"], registry=reg),
         generate_seconds=Histogram("dashrl_sampler_generate_seconds", "Seconds per generation call", buckets=SECONDS_BUCKETS, registry=reg),
         stream=stream_metrics(reg, "sampler"),
+        push=weight_push_metrics(reg),
         tokens_per_s=Gauge("dashrl_sampler_tokens_per_second", "Completion tokens per second of the latest generation call", registry=reg),
         completion_len_mean=Gauge("dashrl_sampler_completion_length_mean", "Mean completion length (tokens) of the latest batch", registry=reg),
         truncated_fraction=Gauge("dashrl_sampler_truncated_fraction", "Fraction of the latest batch cut at max_new_tokens", registry=reg),
@@ -95,6 +98,8 @@ class LearnerMetrics:
     publish_seconds: Histogram
     publish_failures: Counter
     stream: StreamMetrics
+    push: WeightPushMetrics
+    """The collective push (`weights.transport: broadcast`, rank 0)."""
     kept_fraction: Gauge
     adv_abs_mean: Gauge
     tokens_per_s: Gauge
@@ -132,6 +137,7 @@ def learner_metrics(reg: CollectorRegistry | None = None) -> tuple[LearnerMetric
         publish_seconds=Histogram("dashrl_learner_publish_seconds", "Seconds to write and announce a weight version", buckets=SECONDS_BUCKETS, registry=reg),
         publish_failures=Counter("dashrl_learner_publish_failures_total", "Weight versions whose (background) publish failed", registry=reg),
         stream=stream_metrics(reg, "learner"),
+        push=weight_push_metrics(reg),
         kept_fraction=Gauge("dashrl_learner_kept_fraction", "Gradient-filtering kept fraction of the latest step's rollouts (sampler-reported)", registry=reg),
         adv_abs_mean=Gauge("dashrl_learner_advantage_abs_mean", "Mean |advantage| of the latest step's samples", registry=reg),
         tokens_per_s=Gauge("dashrl_learner_tokens_per_second", "Tokens through forward+backward per second of training time, latest step", registry=reg),
@@ -174,3 +180,20 @@ def tracker_errors(reg: CollectorRegistry, service: str) -> Counter:
     """Experiment-tracker failures (`shared.tracking`): client errors and records dropped on a full queue."""
     return Counter(f"dashrl_{service}_tracker_errors_total", "Experiment-tracker errors and dropped records (never fatal)",
                    ["tracker", "reason"], registry=reg)
+
+
+@dataclass
+class WeightPushMetrics:
+    """The collective push (shared.weight_push), on the learner and on every sampler."""
+
+    pushes: Counter
+    fallbacks: Counter
+    seconds: Histogram
+
+
+def weight_push_metrics(reg: CollectorRegistry) -> WeightPushMetrics:
+    return WeightPushMetrics(
+        pushes=Counter("dashrl_weight_push_total", "Weight versions pushed or received over the push group", registry=reg),
+        fallbacks=Counter("dashrl_weight_push_fallback_total", "Versions that fell back to the store (timeout, broken, form, version, checksum, no_seat)", ["reason"], registry=reg),
+        seconds=Histogram("dashrl_weight_push_seconds", "Seconds to push or receive one version", buckets=SECONDS_BUCKETS, registry=reg),
+    )

@@ -27,12 +27,12 @@ from shared.wire_fields import Fields as _Fields
 from shared.wire_fields import pack_array as _pack
 
 __all__ = ["ProtocolError", "ErrorCategory", "FinishReason", "Sample", "RolloutBatch", "WeightsPublished",
-           "RunAssignment", "StopRun", "Heartbeat", "SamplerReport", "LearnerReport", "Report", "Message",
+           "WeightsPushed", "RunAssignment", "StopRun", "Heartbeat", "SamplerReport", "LearnerReport", "Report", "Message",
            "KINDS", "encode", "decode", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """2: FinishReason.TURN_END. 3: a heartbeat carries a typed SamplerReport or LearnerReport
-(was a map of numbers under guessed names)."""
+(was a map of numbers under guessed names). 4: the `weights_pushed` kind (collective push)."""
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 MAX_SAMPLES = 1 << 16
 MAX_SEQUENCE_TOKENS = 1 << 20
@@ -235,8 +235,36 @@ class WeightsPublished:
         )
 
 
-Message = RolloutBatch | WeightsPublished | RunAssignment | StopRun | Heartbeat
-KINDS: dict[str, type] = {cls.KIND: cls for cls in (RolloutBatch, WeightsPublished, RunAssignment, StopRun, Heartbeat)}
+@dataclass
+class WeightsPushed:
+    """A weight version is about to be broadcast over push-group `generation` (shared.weight_push):
+    every sampler holding a seat in that generation receives it and checks `checksum`
+    (shared.weight_push.checksum over the received tensors); any other sampler, or one whose
+    receive fails, waits for the same version's WeightsPublished from the store."""
+
+    KIND: ClassVar[str] = "weights_pushed"
+    run_id: str
+    version: int
+    generation: int
+    checksum: str
+    byte_size: int
+    step: int
+    published_at: float
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"version": int(self.version), "generation": int(self.generation), "checksum": self.checksum,
+                "byte_size": int(self.byte_size), "step": int(self.step), "published_at": float(self.published_at)}
+
+    @classmethod
+    def from_wire(cls, run_id: str, d: "_Fields") -> "WeightsPushed":
+        return cls(run_id=run_id, version=d.int("version", minimum=0), generation=d.int("generation", minimum=0),
+                   checksum=d.str("checksum"), byte_size=d.int("byte_size", minimum=0),
+                   step=d.int("step", minimum=0), published_at=d.float("published_at"))
+
+
+Message = RolloutBatch | WeightsPublished | WeightsPushed | RunAssignment | StopRun | Heartbeat
+KINDS: dict[str, type] = {cls.KIND: cls for cls in (RolloutBatch, WeightsPublished, WeightsPushed, RunAssignment,
+                                                    StopRun, Heartbeat)}
 
 
 def encode(msg: Message) -> bytes:

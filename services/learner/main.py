@@ -114,8 +114,15 @@ def _rank0_parts(cfg: RunConfig, dep: Deployment, run_dir: Path, state):
     from shared.tracking import Tracking
 
     tracking = Tracking.for_run(cfg, run_dir, "learner", tracker_errors(reg, "learner"))
+    pusher = None
+    if cfg.weights.transport.kind == "broadcast":
+        from services.learner.weight_pusher import WeightPusher
+        from shared.protocol import WeightsPushed
+
+        pusher = WeightPusher(cfg.weights.transport, Broadcast(r, keys.weights_push, expect=WeightsPushed,
+                                                               metrics=metrics.stream), cfg.run_id, metrics.push)
     return Parts(reader=reader, store=store, announce=announce, runstate=RunState(r, cfg.run_id, retry_s=60.0), r=r,
-                 trained_key=keys.trained, metrics=metrics, tracking=tracking)
+                 trained_key=keys.trained, metrics=metrics, tracking=tracking, pusher=pusher)
 
 
 def main(args: argparse.Namespace) -> int:

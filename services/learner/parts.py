@@ -12,6 +12,7 @@ from shared.algo.loss import GeneratedCounts
 if TYPE_CHECKING:  # the types of `Parts` (only rank 0 builds them: see main._rank0_parts)
     import redis
 
+    from services.learner.weight_pusher import WeightPusher
     from shared.broadcast import Broadcast
     from shared.metrics import LearnerMetrics
     from shared.runstate import RunState
@@ -50,3 +51,6 @@ class Parts:
     """`RunKeys.trained`: the batch ids of committed steps."""
     metrics: LearnerMetrics | None = None
     tracking: Tracking | None = None
+    pusher: WeightPusher | None = None
+    """The collective push (`weights.transport: broadcast`); None: the store only. Pushed from
+    `_publish` beside the store publish (not called yet: see docs/reliability.md)."""

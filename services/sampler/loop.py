@@ -151,6 +151,7 @@ class SamplerLoop:
         self.finisher.stop()
         self.finisher.close()
         self.pool.close()
+        self.follower.close()  # the push receiver's thread, if any
         self.backend.close()
 
     def report(self) -> SamplerReport:

@@ -67,7 +67,7 @@ def build_loop(cfg: RunConfig, r: redis.Redis, run_id: str, metrics: SamplerMetr
     store = make_store(cfg.learner.weight_store.kind, run_id=run_id, root=run_dir(cfg, run_id) / "weights", r=r,
                        keep_versions=cfg.learner.keep_versions)
     follower = WeightsFollower(r, run_id, store, backend, local_dir, metrics,
-                               fetch_timeout_s=s.weight_fetch_timeout_s)
+                               fetch_timeout_s=s.weight_fetch_timeout_s, pushed=_push_receiver(cfg, r, keys, metrics))
     follower.catch_up()
     writer = StreamWriter(r, keys.rollouts, backlog_key=keys.backlog, max_backlog=cfg.streams.max_backlog,
                           metrics=metrics.stream)
@@ -82,6 +82,17 @@ def build_loop(cfg: RunConfig, r: redis.Redis, run_id: str, metrics: SamplerMetr
     return SamplerLoop(cfg, backend=backend, renderer=renderer, task=task, pool=pool, follower=follower,
                        finisher=finisher, evaluator=evaluator, metrics=metrics, watchdog=watchdog,
                        tracking=tracking)
+
+
+def _push_receiver(cfg: RunConfig, r: redis.Redis, keys: RunKeys, metrics: SamplerMetrics):
+    """The collective push's receiving thread, when `weights.transport: broadcast` (else None)."""
+    if cfg.weights.transport.kind != "broadcast":
+        return None
+    from services.sampler.push_receiver import PushReceiver
+    from shared.broadcast import Broadcast
+    from shared.protocol import WeightsPushed
+
+    return PushReceiver(cfg.weights.transport, Broadcast(r, keys.weights_push, expect=WeightsPushed), metrics.push)
 
 
 @dataclass

@@ -15,7 +15,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import redis
 
@@ -23,8 +23,11 @@ from services.sampler.backends import GenerationBackend, IncompatibleWeights
 from shared.broadcast import Broadcast
 from shared.keys import RunKeys
 from shared.metrics import SamplerMetrics
-from shared.protocol import WeightsPublished
+from shared.protocol import WeightsPublished, WeightsPushed
 from shared.weights import WeightStore, WeightsCorrupt
+
+if TYPE_CHECKING:
+    from services.sampler.push_receiver import PushReceiver
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +39,11 @@ class FetchTimeout(TimeoutError):
 class WeightsFollower:
     def __init__(self, r: redis.Redis, run_id: str, store: WeightStore, backend: GenerationBackend,
                  local_dir: Path, metrics: SamplerMetrics | None = None, fetch_timeout_s: float = 300.0,
-                 wait_warn_s: float = 60.0) -> None:
+                 wait_warn_s: float = 60.0, pushed: "PushReceiver | None" = None) -> None:
         self.broadcast = Broadcast(r, RunKeys(run_id).weights, expect=WeightsPublished,
                                    metrics=metrics.stream if metrics else None)
         self.store, self.backend, self.metrics = store, backend, metrics
+        self.pushed = pushed  # the collective push, when `weights.transport: broadcast`
         # Versions are linked (or copied) here before loading: the store may prune its own while we read.
         self.local_dir = Path(local_dir)
         self.version = 0  # version 0 is the starting model the backend was built from
@@ -59,13 +63,29 @@ class WeightsFollower:
         return self._swap(latest[1])
 
     def poll(self, block_ms: int = 0) -> bool:
-        """Swap to the newest announced version, if newer than ours. True when it swapped."""
-        entries = self.broadcast.read_after(self.last_id, block_ms=block_ms)
+        """Swap to the newest announced version, if newer than ours. True when it swapped.
+        A pushed version already received goes first; the store's announcement of the same
+        version is then older than ours and skipped."""
+        swapped = self._swap_pushed()
+        entries = self.broadcast.read_after(self.last_id, block_ms=0 if swapped else block_ms)
         if not entries:
-            return False
+            return swapped
         self.last_id = entries[-1][0]
         newest = max((m for _, m in entries), key=lambda m: m.version)
-        return self._swap(newest)
+        return self._swap(newest) or swapped
+
+    def _swap_pushed(self) -> bool:
+        taken = self.pushed.take(self.version) if self.pushed else None
+        if taken is None:
+            return False
+        msg, tensors = taken
+        try:
+            self.backend.load_tensors(tensors)
+        except IncompatibleWeights as err:
+            return self._refuse(msg, "incompatible", err)
+        shutil.rmtree(self.local_dir / f"v{self.version}", ignore_errors=True)  # a store copy we served before
+        self._stamp(msg.version, msg.published_at, "pushed")
+        return True
 
     def wait_for_newer(self, version: int, should_stop: Callable[[], bool], block_ms: int = 1000) -> bool:
         """Sync mode: block until a version > `version` is loaded (False if asked to stop first)."""
@@ -92,14 +112,22 @@ class WeightsFollower:
         except (WeightsCorrupt, IncompatibleWeights) as err:
             shutil.rmtree(dest, ignore_errors=True)
             return self._refuse(msg, "checksum" if isinstance(err, WeightsCorrupt) else "incompatible", err)
-        self.last_sync_s = max(0.0, time.time() - msg.published_at)
         shutil.rmtree(self.local_dir / f"v{self.version}", ignore_errors=True)  # the copy we served before
-        self.version = msg.version
+        self._stamp(msg.version, msg.published_at, "store")
+        return True
+
+    def _stamp(self, version: int, published_at: float, via: str) -> None:
+        self.last_sync_s = max(0.0, time.time() - published_at)
+        self.version = version
         if self.metrics:
             self.metrics.weight_sync.observe(self.last_sync_s)
-            self.metrics.policy_version.set(msg.version)
-        log.info("sampler: now serving policy version %d (publish-to-swap %.2fs)", msg.version, self.last_sync_s)
-        return True
+            self.metrics.policy_version.set(version)
+        log.info("sampler: now serving policy version %d (publish-to-swap %.2fs, via %s)", version,
+                 self.last_sync_s, via)
+
+    def close(self) -> None:
+        if self.pushed:
+            self.pushed.close()
 
     def _fetch(self, msg: WeightsPublished, dest: Path) -> Path:
         """store.fetch in a helper thread, bounded by `fetch_timeout_s` (a lean fs store hard-links the
@@ -124,7 +152,7 @@ class WeightsFollower:
             raise box["error"]
         return box["path"]
 
-    def _refuse(self, msg: WeightsPublished, reason: str, err: Exception) -> bool:
+    def _refuse(self, msg: WeightsPublished | WeightsPushed, reason: str, err: Exception) -> bool:
         log.error("sampler: refusing weight version %d (%s): %s", msg.version, reason, err)
         self.refused.add(msg.version)
         if self.metrics:

@@ -13,11 +13,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
 from shared.protocol import FinishReason
 from shared.stop_tokens import StopTokens
+
+if TYPE_CHECKING:
+    import torch
 
 
 class IncompatibleWeights(ValueError):
@@ -71,6 +75,12 @@ class GenerationBackend(ABC):
 
         Raises IncompatibleWeights when the folder does not fit (the old policy is kept); any
         other exception means the backend's state is unknown and it must not be used again."""
+
+    def load_tensors(self, named: "Iterable[tuple[str, torch.Tensor]]") -> None:
+        """Serve these named tensors (a whole model, HF names, already verified: the collective
+        push, `shared.weight_push`) from the next call on. Same contract as `load_weights`:
+        IncompatibleWeights before anything changed; anything else leaves the state unknown."""
+        raise NotImplementedError(f"the {self.name} backend cannot load pushed tensors")
 
     def close(self) -> None:
         """Release the model (and any engine process)."""

@@ -3,7 +3,8 @@
 Log-probs come from the processed scores of each decoding step (`output_scores=True`: the
 logits after temperature, top-k and top-p, the distribution the token was drawn from), as vLLM's
 `processed_logprobs`; a greedy call's scores are the raw logits.
-Weights are swapped in place from a folder's safetensors files (no new model object); a LoRA
+Weights are swapped in place from a folder's safetensors files or from pushed tensors
+(`load_tensors`, the collective push; no new model object); a LoRA
 version (an adapter folder) is merged into the base weights in place (`lora_adapter`).
 """
 
@@ -98,23 +99,34 @@ class HFBackend(GenerationBackend):
     def load_weights(self, path: Path) -> None:
         if is_adapter(path):
             return self._load_adapter(path)
-        # Read and check everything before touching the model: a half-copied policy must never serve.
-        params = dict(self.model.named_parameters())
         tensors: dict[str, torch.Tensor] = {}
         for file in sorted(Path(path).glob("*.safetensors")):
             with safe_open(str(file), framework="pt") as f:
                 tensors.update({name: f.get_tensor(name) for name in f.keys()})
+        self._copy_in(tensors, str(path))
+        log.info("transformers backend: loaded weights from %s", path)
+
+    @torch.inference_mode()
+    def load_tensors(self, named) -> None:
+        self._copy_in(dict(named), "pushed tensors")
+        log.info("transformers backend: loaded pushed tensors")
+
+    def _copy_in(self, tensors: dict[str, torch.Tensor], source: str) -> None:
+        """Check every name and shape before touching the model (a half-copied policy must never
+        serve), then copy in place; a tied lm_head shares the embedding and may be absent."""
+        params = dict(self.model.named_parameters())
+        if self.model.config.get_text_config().tie_word_embeddings:  # a sender may list the tied copy too
+            tensors = {n: t for n, t in tensors.items() if n in params or not n.startswith("lm_head.")}
         unexpected = [n for n, t in tensors.items() if n not in params or t.shape != params[n].shape]
         missing = set(params) - set(tensors)
         if self.model.config.get_text_config().tie_word_embeddings:
             missing -= {n for n in missing if n.startswith("lm_head.")}  # shares the embedding
         if unexpected or missing:
-            raise IncompatibleWeights(f"{path}: does not fit this model (unexpected or mis-shaped "
+            raise IncompatibleWeights(f"{source}: does not fit this model (unexpected or mis-shaped "
                              f"{unexpected[:3]}, missing {sorted(missing)[:3]})")
         for name, tensor in tensors.items():
             params[name].copy_(tensor.to(params[name].dtype))
         self._base = {}  # a whole model replaces the base any adapter is merged into
-        log.info("transformers backend: loaded weights from %s", path)
 
     def _load_adapter(self, path: Path) -> None:
         """Serve base + adapter: each target weight becomes W + scale * B @ A, W from a float32
