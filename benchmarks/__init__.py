@@ -11,6 +11,7 @@ that a doc quotes with the machine, date, command and load average.
 | `benchmarks.learner_mfu` | the learner on SmolLM2-135M's shapes against the CPU's matmul ceiling, padded vs packed |
 | `benchmarks.logits_memory` | the learner's peak memory with and without chunked log-probs |
 | `benchmarks.tied_swap` | in-place reload against an engine rebuild for a tied model |
+| `benchmarks.weight_transport` | a weight version's publish-to-serving time and sampler pause: store paths, broadcast, memcpy |
 | `benchmarks.real_model_run` | figures of a SmolLM2 run folder (docs/real-models.md) |
 
 Only the standard library here: `benchmarks.compare.trl_grpo` runs in its own venv (.venv-trl).
