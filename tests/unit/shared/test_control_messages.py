@@ -43,7 +43,7 @@ def test_heartbeat_round_trip_keeps_the_report_and_its_type(report):
 
 def test_every_report_field_is_on_the_wire_unknown_ones_as_nil():
     body = heartbeat_body(SamplerReport(policy_version=1))
-    assert body["service"] == "sampler" and body["schema_version"] == SCHEMA_VERSION == 3
+    assert body["service"] == "sampler" and body["schema_version"] == SCHEMA_VERSION == 4
     assert body["report"]["tokens_per_s"] is None and body["report"]["evals"] == {}
     assert set(body["report"]) == {f.name for f in dataclasses.fields(SamplerReport)}
 
