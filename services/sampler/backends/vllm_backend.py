@@ -94,6 +94,10 @@ class VllmBackend(GenerationBackend):
             self.engine_args.update(enable_lora=True, max_loras=1, max_lora_rank=vllm_lora_rank(lora_rank))
         self.lora = None  # the LoRARequest every call runs under (None: the loaded weights alone)
         self.shapes = tensor_shapes(model_path)
+        self.tied = tied_embeddings(model_path)
+        # Pushed tensors go to the worker as Python objects only when the engine is in this
+        # process (CPU's default); the multi-process engine would pickle every version.
+        self.loads_tensors = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0"
         self.llm = self._build(model_path)
 
     def _build(self, model_path: str | Path):
@@ -132,6 +136,24 @@ class VllmBackend(GenerationBackend):
         if tensor_shapes(path) != self.shapes:
             raise IncompatibleWeights(f"{path}: tensor names or shapes differ from the served model")
         self._reload(path)
+
+    def load_tensors(self, named) -> None:
+        """The collective push's version: `reload_weights(weights_iterator=...)` in the engine's
+        own process, names and shapes checked first (a tied lm_head the sender lists is dropped:
+        the folder the engine was built from has none)."""
+        if not self.loads_tensors:
+            raise NotImplementedError("vllm backend: pushed tensors need the in-process engine "
+                                      "(VLLM_ENABLE_V1_MULTIPROCESSING=0)")
+        tensors = dict(named)
+        if self.tied and "lm_head.weight" not in self.shapes:
+            tensors.pop("lm_head.weight", None)
+        if {n: tuple(t.shape) for n, t in tensors.items()} != self.shapes:
+            raise IncompatibleWeights("pushed tensors: names or shapes differ from the served model")
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(tensors.items())})
+        if self.tied:
+            self.llm.collective_rpc("repack_output_layers")
+        self.llm.reset_prefix_cache()
+        log.info("vllm backend: reloaded pushed tensors")
 
     def _reload(self, path: Path) -> None:
         self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(path)})

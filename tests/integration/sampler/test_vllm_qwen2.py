@@ -93,6 +93,24 @@ def test_vllm_stops_at_the_chat_turn_end_that_is_not_the_eos(engine, model_dir):
     check_stops_at_turn_end(engine, model_dir)
 
 
+def test_pushed_tensors_are_served_like_the_model_they_came_from(engine, model_dir, tmp_path):
+    """`load_tensors` (the collective push's path): another model's state dict, tied lm_head
+    included as a sender lists it, reloaded in the engine's process; the engine's log-probs
+    then equal that model's forward (the same parity a fresh engine on it has)."""
+    from services.sampler.backends import IncompatibleWeights
+
+    other_dir = build_tiny_qwen2(tmp_path / "other", seed=7)
+    cfg = run_config(other_dir)
+    other, _ = load_policy(str(other_dir), cfg.model, placement(cfg.model, cfg.learner))
+    other.eval()
+    named = [(n, t.detach().clone()) for n, t in other.state_dict().items()]
+    with pytest.raises(IncompatibleWeights):
+        engine.load_tensors(named[:-2])  # a misfit is refused before the engine is touched
+    engine.load_tensors(named)
+    prompts = chat_prompts(model_dir)
+    assert differences(other, prompts, engine.generate(prompts, sample())).max() < 1e-4
+
+
 def test_reload_after_a_training_step_equals_a_fresh_engine(engine, model_dir, tmp_path):
     from services.sampler.backends import SamplingSettings
     from services.sampler.backends.vllm_backend import VllmBackend
