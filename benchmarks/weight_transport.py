@@ -1,4 +1,4 @@
-"""Weight transport against the physical limit (issue #16 item 4), on this machine's CPUs.
+"""Weight transport against the physical limit, on this machine's CPUs.
 
 For a model with SmolLM2-135M's shapes and one with Qwen2.5-0.5B's (`shared.model_shapes`;
 random weights from a transformers config, no download), served in bfloat16, per version:
@@ -104,7 +104,7 @@ def section(results: list[dict], info: dict) -> str:
                             f"shorter, learner blocked {today['publish_s'] / lean['publish_s']:.1f}x shorter)")
         else:
             verdicts.append(f"{r['preset']}: lean store not measured (not on main when this ran)")
-    lines += ["", "**Goals (issue #16):** " + "; ".join(verdicts) + ".", "",
+    lines += ["", "**Goals (publish-to-serving within 3x of one memcpy for the push; the lean store 3x faster than before):** " + "; ".join(verdicts) + ".", "",
               "- publish-to-serving: from the learner starting the publish to the sampler's engine holding the "
               "new weights (one clock, CLOCK_MONOTONIC, across the two processes of the broadcast).",
               "- sampler pause: the time the sampler cannot sample. Today's store path: fetch (copy + verify) and "

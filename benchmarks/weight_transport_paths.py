@@ -1,13 +1,13 @@
 """The weight paths `benchmarks.weight_transport` times, one version at a time, in one process
 (learner and sampler side by side) except the broadcast, which is `weight_transport_push`.
 
-- `today_store`: the store path as it was before issue #16 (main at 87b9aac), pinned here so
+- `today_store`: the store path as it was before the lean path (main at 87b9aac), pinned here so
   the row stays "today's" after the lean path replaces `shared.weights`: save_pretrained in the
   serving dtype, fsync and sha256 every file (a second read), rename into place; the sampler
   copies the folder (`shutil.copytree`), hashes the copy (a third read) and the transformers
   backend reads it (a fourth) into its parameters. Sampling is stopped for fetch + load (the
   follower's `_swap` runs them in the sampling loop).
-- `lean_store`: the lean store path (issue #16 item 2: `shared.weight_snapshot`, `lean=True`
+- `lean_store`: the lean store path (`shared.weight_snapshot`, `lean=True`
   stores), once it is on main; until then a marked slot (None).
 - `memcpy`: one `copy_` of a flat buffer of the same bytes, the physical floor.
 Each returns {"publish_s" (learner's critical path), "serving_s" (publish to serving),
@@ -68,7 +68,7 @@ def today_store(model: Any, backend: Any, work: Path, version: int) -> dict:
 
 
 def lean_store(model: Any, backend: Any, work: Path, version: int) -> dict | None:
-    """Helper "lean"'s store path (issue #16 item 2): the learner is blocked only for the snapshot
+    """Helper "lean"'s store path: the learner is blocked only for the snapshot
     (a copy to CPU in the served dtype); writing it once, hashed as written, runs on the background
     publisher's thread (`publish_snapshot`, timed here in line); the sampler hard-links the files
     and hashes them in the one read that verifies them, then loads. None while it is not on main."""

@@ -2,7 +2,7 @@
 one sampler (a spawned process, rank 1, serving through the transformers backend) in a gloo
 group on 127.0.0.1, the weights broadcast in fixed-size buckets.
 
-`run_broadcast` uses `shared.weight_push` (issue #16 item 1: rendezvous TCPStore, seat, group,
+`run_broadcast` uses `shared.weight_push` (rendezvous TCPStore, seat, group,
 `push_version` / `receive_version` with its checksum, the backend's `load_tensors`) when it is
 importable, else `_interim`: a minimal bucketed broadcast written here so that the harness ran
 before it was on main. Per version, the interim path: rank 0 packs its parameters into one flat bf16 buffer (a memcpy), broadcasts
