@@ -30,12 +30,8 @@ from shared.model_shapes import PRESETS
 
 HEADING = "## Weight transport"
 PATHS = ("today's store", "lean store", "broadcast (gloo)", "memcpy")
-IMPLS = {  # which broadcast ran (benchmarks.weight_transport_push.run_broadcast)
-    "shared.weight_push": "`shared.weight_push` (64 MiB buckets; the learner's share includes the checksum "
-                          "over the tensors; the sampler verifies it before `load_tensors`, the pause)",
-    "interim": "a minimal bucketed gloo broadcast in `benchmarks/weight_transport_push.py` (64 MiB buckets, "
-               "no checksum), interim until `shared/weight_push.py` is on main",
-}
+BROADCAST = ("`shared.weight_push` (64 MiB buckets; the learner's share includes the checksum "
+             "over the tensors; the sampler verifies it before `load_tensors`, the pause)")
 
 
 def build_model(preset: str, seed: int = 0):
@@ -53,7 +49,7 @@ def build_model(preset: str, seed: int = 0):
 
 
 def measure_model(preset: str, repeats: int, work: Path) -> dict:
-    from benchmarks.weight_transport_push import run_broadcast
+    from benchmarks.weight_transport_push_api import run_push
     from services.sampler.backends.hf_backend import HFBackend
 
     model = build_model(preset)
@@ -66,11 +62,11 @@ def measure_model(preset: str, repeats: int, work: Path) -> dict:
     lean = [lean_store(model, backend, work, v) for v in range(1, repeats + 1)]
     rows[PATHS[1]] = None if any(r is None for r in lean) else lean
     del backend  # the broadcast's sampler is its own process
-    impl, rows[PATHS[2]] = run_broadcast(model, start, repeats)
+    rows[PATHS[2]] = run_push(model, start, repeats)
     rows[PATHS[3]] = [memcpy(nbytes)]
     med = {k: None if v is None else {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in rows.items()}
     return {"preset": preset, "params": sum(p.numel() for p in model.parameters()), "bytes": nbytes,
-            "median": med, "all": rows, "broadcast_impl": impl}
+            "median": med, "all": rows}
 
 
 def _cell(m: dict | None, field: str, floor: float) -> str:
@@ -117,7 +113,7 @@ def section(results: list[dict], info: dict) -> str:
               "(the learner's share), `publish_snapshot` (the background publisher's thread, timed in line), a "
               "hard-link fetch verified in one read, `load_weights`; its write leaves the learner's critical path (learner "
               "blocked) but not the version's way to the sampler (publish-to-serving). The broadcast row is "
-              + IMPLS[results[0]["broadcast_impl"]] + ".",
+              + BROADCAST + ".",
               "- memcpy: best of 5 `dst.copy_(src)` of flat bf16 buffers of the model's bytes, same box, same run.",
               "- One box, two cores shared with other agents' work: seconds move with their load; the ratios "
               "to memcpy, measured in the same run, are the figure to read.", ""]

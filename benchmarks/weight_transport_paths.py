@@ -1,5 +1,5 @@
 """The weight paths `benchmarks.weight_transport` times, one version at a time, in one process
-(learner and sampler side by side) except the broadcast, which is `weight_transport_push`.
+(learner and sampler side by side) except the broadcast, which is `weight_transport_push_api`.
 
 - `today_store`: the store path as it was before the lean path (main at 87b9aac), pinned here so
   the row stays "today's" after the lean path replaces `shared.weights`: save_pretrained in the

@@ -1,11 +1,9 @@
-"""The broadcast path of `benchmarks.weight_transport` through `shared.weight_push` (helper
-"push"'s API): the learner (this process) hosts the rendezvous TCPStore and is rank 0 of a
+"""The broadcast path of `benchmarks.weight_transport` through `shared.weight_push`: the learner (this process) hosts the rendezvous TCPStore and is rank 0 of a
 one-sampler group; the sampler (a spawned process, the transformers backend) claims seat 1.
 Per version the learner computes the announcement's checksum over the tensors and pushes them
 in buckets; the sampler receives into fresh buckets (its engine could keep sampling), verifies
 the checksum, then `load_tensors` (the pause). One warm-up version first, not counted: a
-follower is long-lived, its first push pays for connections and first-touch page faults. Importing this module fails where
-`shared.weight_push` does not exist, and the caller falls back to its interim broadcast.
+follower is long-lived, its first push pays for connections and first-touch page faults.
 """
 
 from __future__ import annotations
