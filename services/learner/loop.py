@@ -263,7 +263,7 @@ class Learner:
         save_checkpoint(self.run_dir, self.trainer.model, self.tokenizer, self.trainer.state_dict(), self.state,
                         write_model=self.sharded and self.sharded.write)
         if trained:
-            self.parts.r.sadd(self.parts.trained_key, *trained)
+            self.parts.record_trained(trained)
         self.parts.reader.ack(entries)
         self.ledger.committed_now()
         self._committed_step = self.state.step

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from services.learner.microbatches import TrainSample
 from shared.algo.loss import GeneratedCounts
+from shared.redis_client import with_retry
 
 if TYPE_CHECKING:  # the types of `Parts` (only rank 0 builds them: see main._rank0_parts)
     import redis
@@ -53,4 +54,11 @@ class Parts:
     tracking: Tracking | None = None
     pusher: WeightPusher | None = None
     """The collective push (`weights.transport: broadcast`); None: the store only. Pushed from
-    `_publish` beside the store publish (not called yet: see docs/reliability.md)."""
+    `_publish` before the store publish."""
+
+    def record_trained(self, batch_ids: list[str]) -> None:
+        """Add committed batch ids to `trained_key`, riding out a Redis outage like every other
+        call the learner makes (the checkpoint that covers them is already on disk)."""
+        stream = self.metrics.stream if self.metrics is not None else None
+        with_retry(lambda: self.r.sadd(self.trained_key, *batch_ids),
+                   what=f"record trained batch ids {self.trained_key}", metrics=stream)
