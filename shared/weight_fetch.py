@@ -4,7 +4,7 @@ A sampler needs a private handle on a version because the learner prunes old one
 is that handle for free: the store's `rmtree` removes its own name, the inode lives on under
 ours, and the learner never writes into a published file (every version is a new file renamed
 into place). Across filesystems (`os.link` fails: EXDEV, or a volume that has no links) each file
-is copied with its sha256 computed from the bytes as they are copied, so no second read. Either
+is copied with its digest computed from the bytes as they are copied, so no second read. Either
 way every byte is checked against the manifest, which is checked against the announcement.
 """
 
@@ -16,7 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from shared.weight_folder import MANIFEST, WeightsCorrupt, sha256_file
+from shared.weight_digest import file_digest, hasher
+from shared.weight_folder import MANIFEST, WeightsCorrupt, entry_algorithm
 
 COPY_BLOCK = 8 << 20
 
@@ -28,8 +29,8 @@ def read_manifest(raw: bytes, checksum: str, where: Any) -> dict[str, Any]:
     return json.loads(raw)
 
 
-def _copy_hashed(src: Path, dst: Path) -> tuple[int, str]:
-    h, size = hashlib.sha256(), 0
+def _copy_hashed(src: Path, dst: Path, algo: str) -> tuple[int, str]:
+    h, size = hasher(algo), 0
     with open(src, "rb") as fin, open(dst, "wb") as fout:
         for block in iter(lambda: fin.read(COPY_BLOCK), b""):
             h.update(block)
@@ -38,15 +39,15 @@ def _copy_hashed(src: Path, dst: Path) -> tuple[int, str]:
     return size, h.hexdigest()
 
 
-def _bring(src: Path, dst: Path) -> tuple[int, str]:
-    """Hard-link `src` to `dst` and hash it, or copy it hashing on the way; returns (size, sha256)."""
+def _bring(src: Path, dst: Path, algo: str) -> tuple[int, str]:
+    """Hard-link `src` to `dst` and hash it, or copy it hashing on the way; returns (size, digest)."""
     try:
         os.link(src, dst)
     except FileNotFoundError:
         raise
     except OSError:  # another filesystem, or one without links: a copy, still one read
-        return _copy_hashed(src, dst)
-    return dst.stat().st_size, sha256_file(dst)
+        return _copy_hashed(src, dst, algo)
+    return dst.stat().st_size, file_digest(dst, algo)
 
 
 def link_verified(src: Path, dest: Path, checksum: str) -> dict[str, Any]:
@@ -59,12 +60,13 @@ def link_verified(src: Path, dest: Path, checksum: str) -> dict[str, Any]:
     dest.mkdir(parents=True)
     for f in manifest["files"]:
         try:
-            size, digest = _bring(src / f["name"], dest / f["name"])
+            algo = entry_algorithm(f, src)
+            size, digest = _bring(src / f["name"], dest / f["name"], algo)
         except OSError as err:  # pruned under us, or unreadable
             raise WeightsCorrupt(f"{src}: cannot fetch {f['name']} ({err.strerror or err})") from None
         if size != f["size"]:
             raise WeightsCorrupt(f"{src}: {f['name']} has {size} bytes, manifest says {f['size']}")
-        if digest != f["sha256"]:
-            raise WeightsCorrupt(f"{src}: {f['name']} sha256 mismatch")
+        if digest != f[algo]:
+            raise WeightsCorrupt(f"{src}: {f['name']} {algo} mismatch")
     (dest / MANIFEST).write_bytes(raw)
     return manifest

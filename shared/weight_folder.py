@@ -1,7 +1,7 @@
 """One weight version on disk: its files, its manifest, its integrity check.
 
 A version is a Hugging Face folder plus `dashrl-manifest.json`: every file's name, size and
-sha256, the version, the step, the dtype of its tensors, whether the input and output embeddings
+digest (sha256, or XXH3-128 on the lean path: `shared.weight_digest`), the version, the step, the dtype of its tensors, whether the input and output embeddings
 are tied and whether the folder is a LoRA adapter. `WeightsPublished.checksum` is the sha256 of
 the manifest's bytes, so one hash pins every byte of the version. The stores that move these
 folders are `shared.weights`.
@@ -28,12 +28,22 @@ import os
 from pathlib import Path
 from typing import Any
 
+from shared.weight_digest import algorithm, file_digest
+
 MANIFEST = "dashrl-manifest.json"
 ADAPTER_CONFIG = "adapter_config.json"  # what peft writes beside an adapter's tensors
 
 
 class WeightsCorrupt(Exception):
     """A weight version that is missing, truncated or does not match its checksum."""
+
+
+def entry_algorithm(entry: dict[str, Any], where: Any) -> str:
+    """The digest a manifest entry carries (`shared.weight_digest`), or `WeightsCorrupt`."""
+    name = algorithm(entry)
+    if name is None:
+        raise WeightsCorrupt(f"{where}: {entry.get('name', '?')} has no digest this reader knows")
+    return name
 
 
 def sha256_file(path: Path) -> str:
@@ -158,8 +168,9 @@ def verify_folder(folder: Path, checksum: str) -> dict[str, Any]:
             raise WeightsCorrupt(f"{folder}: missing file {f['name']}") from None
         if size != f["size"]:
             raise WeightsCorrupt(f"{folder}: {f['name']} has {size} bytes, manifest says {f['size']}")
-        if sha256_file(p) != f["sha256"]:
-            raise WeightsCorrupt(f"{folder}: {f['name']} sha256 mismatch")
+        name = entry_algorithm(f, folder)
+        if file_digest(p, name) != f[name]:
+            raise WeightsCorrupt(f"{folder}: {f['name']} {name} mismatch")
     return manifest
 
 

@@ -5,21 +5,24 @@ learner first takes a `Snapshot` (the tensors copied to CPU in the served dtype,
 training goes on mutating the live ones, tied tensors once), and `write_snapshot` then writes
 `model.safetensors` itself (8-byte header length, the JSON header, the raw tensor bytes, in
 the safetensors layout that `safetensors` and `from_pretrained` load) through a writer that
-feeds every byte to sha256 on its way to the file. The small files (config, tokenizer) are
-hashed after writing as before. The manifest is the same as `weight_folder`'s, so
-`verify_folder` checks a lean folder exactly like an old one.
+feeds every byte to XXH3-128 (`shared.weight_digest`) on its way to the file. The small files
+(config, tokenizer) are hashed after writing. The manifest is `weight_folder`'s with
+`"xxh3_128"` digests where the first design has `"sha256"`; `verify_folder` checks either.
+`fsync=False` leaves the bytes in the page cache: a version a checkpoint does not claim needs no
+durability (`WeightStore.make_durable` syncs the one it does; docs/reliability.md).
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from shared.weight_digest import FAST, file_digest, hasher
 
 SAFETENSORS = "model.safetensors"
 _DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64", "int64": "I64",
@@ -69,15 +72,15 @@ def snapshot_model(model: Any, dtype: str | None = None) -> Snapshot:
 
 
 class HashingWriter:
-    """A binary file that sha256-hashes every byte written to it (one pass: no re-read).
+    """A binary file that hashes every byte written to it (one pass: no re-read).
 
     The hash runs on a helper thread while this one writes the same (read-only) buffer: both
     release the GIL on large buffers, so the cost is the slower of the two, not their sum. One
     worker keeps the updates in write order."""
 
     def __init__(self, path: Path) -> None:
-        self.f, self.h, self.size = open(path, "wb"), hashlib.sha256(), 0
-        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="sha256")
+        self.f, self.h, self.size = open(path, "wb"), hasher(FAST), 0
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="digest")
         self._pending: list[Future] = []
 
     def write(self, data: Any) -> None:
@@ -87,7 +90,7 @@ class HashingWriter:
         self.size += len(view)
 
     def close(self, fsync: bool = True) -> tuple[int, str]:
-        """Flush, fsync (durability before the rename), close; returns (size, sha256)."""
+        """Flush, fsync (durability before the rename) if asked, close; returns (size, digest)."""
         try:
             self.f.flush()
             if fsync:
@@ -108,7 +111,7 @@ def _raw(t: Any) -> memoryview:
 
 
 def write_safetensors(tensors: dict[str, Any], path: Path, fsync: bool = True) -> tuple[int, str]:
-    """Write `tensors` as one safetensors file, hashing as it goes; returns (size, sha256)."""
+    """Write `tensors` as one safetensors file, hashing as it goes; returns (size, xxh3_128)."""
     header: dict[str, Any] = {"__metadata__": {"format": "pt"}}  # transformers refuses a file without it
     offset = 0
     for name, t in tensors.items():
@@ -134,12 +137,12 @@ def write_snapshot(snap: Snapshot, tokenizer: Any, folder: Path, version: int, s
                    fsync: bool = True) -> bytes:
     """Write a `Snapshot` + tokenizer into `folder`, then the manifest; returns its bytes.
     `fsync=False` for a scratch folder whose bytes go elsewhere (the Redis store)."""
-    from shared.weight_folder import MANIFEST, fsync_path, sha256_file
+    from shared.weight_folder import MANIFEST, fsync_path
 
     sync = fsync_path if fsync else (lambda _p: None)
     folder.mkdir(parents=True)
     size, digest = write_safetensors(snap.tensors, folder / SAFETENSORS, fsync)
-    hashed = {SAFETENSORS: {"name": SAFETENSORS, "size": size, "sha256": digest}}
+    hashed = {SAFETENSORS: {"name": SAFETENSORS, "size": size, FAST: digest}}
     snap.config.save_pretrained(folder)
     if snap.generation_config is not None:
         snap.generation_config.save_pretrained(folder)
@@ -150,7 +153,7 @@ def write_snapshot(snap: Snapshot, tokenizer: Any, folder: Path, version: int, s
         if p.is_file() and p.name != MANIFEST:
             if p.name not in hashed:  # the small files: kilobytes to a few MB of tokenizer
                 sync(p)
-                hashed[p.name] = {"name": p.name, "size": p.stat().st_size, "sha256": sha256_file(p)}
+                hashed[p.name] = {"name": p.name, "size": p.stat().st_size, FAST: file_digest(p, FAST)}
             files.append(hashed[p.name])
     manifest = json.dumps({
         "format": 1, "version": version, "step": step, "files": files, "dtype": snap.dtype,

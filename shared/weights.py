@@ -5,7 +5,9 @@ LoRA adapter), its manifest and its check are `shared.weight_folder`, re-exporte
 
 Two stores (`LearnerConfig.weight_store`):
 - `fs`: `root/vN/`, written into `root/.tmp-vN/`, fsynced, then renamed: a folder named `vN`
-  is always complete. For a shared volume (compose) or a PVC (Kubernetes).
+  is always complete. The background publisher writes with `durable=False` (no fsync: the
+  page cache serves the samplers) and the learner's commit calls `make_durable` on the version
+  its checkpoint claims. For a shared volume (compose) or a PVC (Kubernetes).
 - `redis`: the same files in chunks in one hash at `RunKeys.weight_blob(N)`, written under a
   temporary key and RENAMEd into place (atomic), for a single box without a shared volume.
 The learner announces a version only after `publish()` returned; readers `fetch()` and get a
@@ -35,9 +37,10 @@ import redis
 from shared.keys import RunKeys
 from shared.protocol import WeightsPublished
 from shared.weight_folder import (  # noqa: F401 (re-exported: the store's vocabulary)
-    ADAPTER_CONFIG, MANIFEST, WeightsCorrupt, fsync_path, is_adapter, is_lora_model, model_ties_embeddings,
+    ADAPTER_CONFIG, MANIFEST, WeightsCorrupt, entry_algorithm, fsync_path, is_adapter, is_lora_model, model_ties_embeddings,
     save_adapter_as, save_model_as, sha256_file, tied_embeddings, verify_folder, write_version_folder,
 )
+from shared.weight_digest import hasher
 from shared.weight_fetch import link_verified, read_manifest
 from shared.weight_snapshot import Snapshot, snapshot_model, write_snapshot
 
@@ -76,15 +79,21 @@ class WeightStore:
         return self._publish_with(lambda folder: write_version_folder(model, tokenizer, folder, version, step, dtype),
                                   version, step)
 
-    def publish_snapshot(self, snap: Snapshot, tokenizer: Any, version: int, step: int) -> WeightsPublished:
-        """Write a `Snapshot` taken earlier (safe on another thread: it shares nothing with training)."""
+    def publish_snapshot(self, snap: Snapshot, tokenizer: Any, version: int, step: int,
+                         durable: bool = True) -> WeightsPublished:
+        """Write a `Snapshot` taken earlier (safe on another thread: it shares nothing with training).
+        `durable=False`: no fsync (the rename is still atomic; `make_durable` syncs it later)."""
         return self._publish_with(lambda folder: write_snapshot(snap, tokenizer, folder, version, step,
-                                                                self.fsync_folder),
-                                  version, step)
+                                                                self.fsync_folder and durable),
+                                  version, step, durable)
 
-    def _publish_with(self, write: Any, version: int, step: int) -> WeightsPublished:
+    def _publish_with(self, write: Any, version: int, step: int, durable: bool = True) -> WeightsPublished:
         """Run `write(folder) -> manifest bytes` into a temporary place and install it atomically."""
         raise NotImplementedError
+
+    def make_durable(self, version: int) -> None:
+        """fsync version `version` if it was published with `durable=False` (a checkpoint is about
+        to claim it). Base: nothing (Redis keeps its own durability, its append-only file)."""
 
     def fetch(self, msg: WeightsPublished, dest: Path | None = None) -> Path:
         raise NotImplementedError
@@ -104,7 +113,7 @@ class FsWeightStore(WeightStore):
     def folder(self, version: int) -> Path:
         return self.root / f"v{version}"
 
-    def _publish_with(self, write: Any, version: int, step: int) -> WeightsPublished:
+    def _publish_with(self, write: Any, version: int, step: int, durable: bool = True) -> WeightsPublished:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp, final = self.root / f".tmp-v{version}", self.folder(version)
         shutil.rmtree(tmp, ignore_errors=True)  # a crash's leftover
@@ -114,9 +123,19 @@ class FsWeightStore(WeightStore):
             os.rename(final, old)
             shutil.rmtree(old, ignore_errors=True)
         os.rename(tmp, final)
-        fsync_path(self.root)
+        if durable:
+            fsync_path(self.root)
         self.prune(self.keep_versions)
         return _message(self.run_id, version, step, str(final), self.format, manifest)
+
+    def make_durable(self, version: int) -> None:
+        folder = self.folder(version)
+        if not folder.is_dir():
+            return  # pruned: a checkpoint claims the newest version, which is never pruned
+        for p in folder.iterdir():
+            fsync_path(p)  # data already on disk (synced before) costs nearly nothing
+        fsync_path(folder)
+        fsync_path(self.root)
 
     def fetch(self, msg: WeightsPublished, dest: Path | None = None) -> Path:
         """Verify the version in place (dest None) or bring it to `dest` (lean: hard links, which a
@@ -162,7 +181,7 @@ class RedisWeightStore(WeightStore):
         super().__init__(run_id, root, keep_versions, lean)
         self.r, self.keys, self.chunk_bytes = r, RunKeys(run_id), chunk_bytes
 
-    def _publish_with(self, write: Any, version: int, step: int) -> WeightsPublished:
+    def _publish_with(self, write: Any, version: int, step: int, durable: bool = True) -> WeightsPublished:
         key, tmp_key = self.keys.weight_blob(version), self.keys.weight_blob(version) + ":tmp"
         with tempfile.TemporaryDirectory(prefix="dashrl-publish-") as scratch:
             folder = Path(scratch) / "v"
@@ -188,7 +207,8 @@ class RedisWeightStore(WeightStore):
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
         for f in manifest["files"]:
-            h, size = hashlib.sha256(), 0
+            algo = entry_algorithm(f, msg.location)
+            h, size = hasher(algo), 0
             with open(dest / f["name"], "wb") as out:  # chunk by chunk: never the whole file in memory
                 for i in range(max(1, -(-f["size"] // self.chunk_bytes))):
                     chunk = self.r.hget(msg.location, f"{f['name']}:{i}")
@@ -197,8 +217,8 @@ class RedisWeightStore(WeightStore):
                     out.write(chunk)
                     h.update(chunk)  # lean: verified as it arrives, not re-read
                     size += len(chunk)
-            if self.lean and (size != f["size"] or h.hexdigest() != f["sha256"]):
-                raise WeightsCorrupt(f"{msg.location}: {f['name']} size or sha256 mismatch")
+            if self.lean and (size != f["size"] or h.hexdigest() != f[algo]):
+                raise WeightsCorrupt(f"{msg.location}: {f['name']} size or {algo} mismatch")
         (dest / MANIFEST).write_bytes(raw)
         if not self.lean:
             verify_folder(dest, msg.checksum)

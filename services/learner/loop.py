@@ -33,14 +33,14 @@ from services.learner.distributed import DistContext, broadcast_bytes
 from services.learner.fsdp import ShardedPolicy
 from services.learner.ledger import Ledger
 from services.learner.lora import save_final_model
-from services.learner.publisher import BackgroundPublisher
+from services.learner.publisher import background_publisher
 from services.learner.steplog import StepLog
 from services.learner.trainer import StepStats, Trainer
 from shared.algo.loss import GeneratedCounts
 from shared.config import RunConfig
 from shared.heartbeat import HeartbeatSender
 from shared.protocol import LearnerReport, RolloutBatch, Sample, decode, encode
-from shared.weights import lean_writable, snapshot_model
+from shared.weights import snapshot_model
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 2.0
@@ -64,7 +64,8 @@ class Learner:
         self._skips: dict[str, list[str]] = {}  # reason -> batch ids skipped since the last step line
         self._committed_step = state.step
         self._samples_total = 0
-        self.publisher = self._make_publisher() if publish_in_background else None
+        self.publisher = background_publisher(parts, self.trainer.model, self.sharded, self.tokenizer) \
+            if publish_in_background else None
 
     # ---- the loop -------------------------------------------------------------------------
     def run(self) -> bool:
@@ -217,16 +218,6 @@ class Learner:
             self._commit()
         self.heartbeat.beat("waiting")  # the new step's numbers at once
 
-    def _make_publisher(self) -> BackgroundPublisher | None:
-        """The background publisher where it applies: a lean store, a whole model, no FSDP (whose
-        gather is a collective every rank joins inside `_publish`); else publishing stays inline."""
-        p = self.parts
-        if p is None or not getattr(p.store, "lean", False) or self.sharded is not None \
-                or not lean_writable(self.trainer.model):
-            return None
-        failed = p.metrics.publish_failures.inc if p.metrics is not None else None
-        return BackgroundPublisher(p.store, p.announce, self.tokenizer, on_failure=failed)
-
     def _publish(self) -> float:
         """Publish the current version; returns the seconds the training loop spent on it."""
         t0 = time.perf_counter()
@@ -251,8 +242,12 @@ class Learner:
             self.parts.pusher.push_policy(version, step, named, model, self.trainer.place.serve_dtype)
 
     def _wait_published(self) -> None:
+        """The background publish done (raises PublishFailed, already logged and counted) and
+        the version a checkpoint is about to claim synced to disk (written without fsync)."""
         if self.publisher is not None:
-            self.publisher.wait()  # raises PublishFailed (already logged and counted)
+            self.publisher.wait()
+            if self.state.last_published > 0:
+                self.parts.store.make_durable(self.state.last_published)
 
     def _commit(self) -> None:
         """Checkpoint, then record the trained batch ids, then ack (that order: see module doc)."""

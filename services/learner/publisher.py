@@ -1,4 +1,4 @@
-"""Weight publishing off the learner's critical path: write, hash, fsync, rename, announce on a thread.
+"""Weight publishing off the learner's critical path: write, hash, rename, announce on a thread.
 
 The training step only pays for the `Snapshot` (a copy of the weights to CPU in the served
 dtype, needed because the next optimizer step mutates the live tensors). One background thread
@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from shared.weights import Snapshot, WeightStore
+from shared.weights import Snapshot, WeightStore, lean_writable
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,9 @@ class BackgroundPublisher:
     def _run(self, snap: Snapshot, version: int, step: int) -> None:
         t0 = time.perf_counter()
         try:
-            msg = self.store.publish_snapshot(snap, self.tokenizer, version, step)
+            # no fsync: the samplers read the page cache; the learner's commit makes the version
+            # its checkpoint claims durable (`WeightStore.make_durable`)
+            msg = self.store.publish_snapshot(snap, self.tokenizer, version, step, durable=False)
             self.announce.publish(msg)  # only now: the folder (or Redis key) is complete
             self.announced = version
         except BaseException as err:  # handed to the training thread at the next wait()
@@ -74,3 +76,14 @@ class BackgroundPublisher:
 
     def busy(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+
+def background_publisher(parts: Any, model: Any, sharded: Any, tokenizer: Any) -> BackgroundPublisher | None:
+    """The learner's background publisher where it applies: rank 0 (`parts`), a lean store, a
+    whole model, no FSDP (whose gather is a collective every rank joins inside `_publish`);
+    None: publishing stays inline."""
+    if parts is None or not getattr(parts.store, "lean", False) or sharded is not None \
+            or not lean_writable(model):
+        return None
+    failed = parts.metrics.publish_failures.inc if parts.metrics is not None else None
+    return BackgroundPublisher(parts.store, parts.announce, tokenizer, on_failure=failed)

@@ -23,7 +23,7 @@ CONFIG_VARS = set(Deployment.ENV.values())
 IMAGE_RUNTIME_VARS = {"PATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PIP_NO_CACHE_DIR",
                       "PIP_DISABLE_PIP_VERSION_CHECK"}
 # Heavy dependencies the control plane must not import (its image has none of them).
-NOT_IN_CONTROL_IMAGE = {"torch", "transformers", "safetensors", "matplotlib", "peft"}
+NOT_IN_CONTROL_IMAGE = {"torch", "transformers", "safetensors", "matplotlib", "peft", "xxhash"}
 
 
 def assert_real_subcommand(argv: list[str], where: str) -> None:

@@ -109,7 +109,7 @@ def test_redis_store_refuses_damaged_chunks(tmp_path, tiny, redis_client):
     chunk = bytearray(redis_client.hget(msg.location, field))
     chunk[7] ^= 1
     redis_client.hset(msg.location, field, bytes(chunk))
-    with pytest.raises(WeightsCorrupt, match="sha256"):
+    with pytest.raises(WeightsCorrupt, match="xxh3_128 mismatch"):
         store.fetch(msg, dest=tmp_path / "a")
     redis_client.hdel(msg.location, field)
     with pytest.raises(WeightsCorrupt, match="missing"):

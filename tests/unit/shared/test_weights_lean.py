@@ -7,6 +7,7 @@ import threading
 
 import pytest
 import torch
+import xxhash
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -41,7 +42,10 @@ def test_lean_write_loads_bit_identically_and_matches_the_old_path(tmp_path, tin
     assert lean.checksum == hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
     assert {f["name"] for f in manifest["files"]} == {p.name for p in folder.iterdir()} - {MANIFEST}
     for f in manifest["files"]:  # the hash taken while writing equals a re-read's
-        assert f["sha256"] == sha256_file(folder / f["name"]) and f["size"] == (folder / f["name"]).stat().st_size
+        assert "sha256" not in f and f["size"] == (folder / f["name"]).stat().st_size
+        assert f["xxh3_128"] == xxhash.xxh3_128((folder / f["name"]).read_bytes()).hexdigest()
+    assert all(f["sha256"] == sha256_file(tmp_path / "old" / "v1" / f["name"]) for f in
+               json.loads((tmp_path / "old" / "v1" / MANIFEST).read_bytes())["files"])  # the first design: sha256
     old_manifest = json.loads((tmp_path / "old" / "v1" / MANIFEST).read_bytes())
     assert {k: v for k, v in manifest.items() if k != "files"} == {k: v for k, v in old_manifest.items() if k != "files"}
     assert lean.byte_size == sum(f["size"] for f in manifest["files"]) + len(json.dumps(manifest, sort_keys=True, indent=1))
@@ -62,7 +66,7 @@ def test_lean_fetch_refuses_a_corrupted_file(tmp_path, tiny, redis_client, kind)
         chunk = bytearray(redis_client.hget(msg.location, field))
         chunk[-1] ^= 0x01
         redis_client.hset(msg.location, field, bytes(chunk))
-    with pytest.raises(WeightsCorrupt, match="sha256"):
+    with pytest.raises(WeightsCorrupt, match="xxh3_128 mismatch"):
         store.fetch(msg, dest=tmp_path / "mine")
 
 
@@ -116,9 +120,9 @@ def test_background_publish_announces_only_complete_versions_in_order(tmp_path, 
     gate, announce = threading.Event(), _Announce()
     write = store.publish_snapshot
 
-    def slow(*args):
+    def slow(*args, **kwargs):
         gate.wait(10)  # the write is held until the test lets it go
-        return write(*args)
+        return write(*args, **kwargs)
 
     store.publish_snapshot = slow
     pub = BackgroundPublisher(store, announce, tok)
@@ -150,3 +154,36 @@ def test_background_publish_failure_is_counted_and_raised(tmp_path, tiny):
         pub.wait()
     assert failures == [1] and announce.versions == [] and store.versions() == []
     pub.wait()  # raised once; the publisher is usable again
+
+
+def test_a_manifest_entry_without_a_known_digest_is_refused(tmp_path, tiny):
+    store = make_store("fs", run_id="r", root=tmp_path / "w", r=None)
+    store.publish(*tiny, version=1, step=1)
+    folder = tmp_path / "w" / "v1"
+    manifest = json.loads((folder / MANIFEST).read_bytes())
+    manifest["files"][0]["md5"] = manifest["files"][0].pop("xxh3_128")  # a digest no reader knows
+    raw = json.dumps(manifest).encode()
+    (folder / MANIFEST).write_bytes(raw)
+    with pytest.raises(WeightsCorrupt, match="no digest this reader knows"):
+        verify_folder(folder, hashlib.sha256(raw).hexdigest())
+
+
+def test_background_writes_skip_fsync_until_a_commit_makes_the_version_durable(tmp_path, tiny, monkeypatch):
+    import shared.weight_folder as wf
+    import shared.weight_snapshot as ws
+    import shared.weights as w
+
+    synced = []
+    real = wf.fsync_path
+    monkeypatch.setattr(wf, "fsync_path", lambda p: (synced.append(p.name), real(p)))
+    monkeypatch.setattr(w, "fsync_path", wf.fsync_path)
+    monkeypatch.setattr(ws.os, "fsync", lambda fd: synced.append(fd))
+    store = make_store("fs", run_id="r", root=tmp_path / "w", r=None)
+    msg = store.publish_snapshot(snapshot_model(tiny[0]), tiny[1], version=1, step=1, durable=False)
+    assert synced == []  # nothing waited for the disk
+    verify_folder(tmp_path / "w" / "v1", msg.checksum)  # complete and verified all the same
+    store.make_durable(1)
+    assert set(synced) >= {"model.safetensors", MANIFEST, "v1", "w"}
+    synced.clear()
+    store.publish_snapshot(snapshot_model(tiny[0]), tiny[1], version=2, step=2)  # the default: durable
+    assert len(synced) >= 3
