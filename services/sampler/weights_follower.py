@@ -2,7 +2,8 @@
 
 Owns which policy version the sampler serves. On an announcement it takes only the newest
 version (older ones in between are useless to an async sampler), fetches it from the weight
-store (which verifies the checksum), loads it into the backend, and from then on every rollout
+store (which verifies the checksum; in async mode on a thread ahead of time:
+`services.sampler.store_prefetch`), loads it into the backend, and from then on every rollout
 is stamped with that version. Publish-to-swap latency (announcement time to loaded) is exported.
 A corrupt or incompatible version, or one not fetched within `fetch_timeout_s`, is refused,
 logged and counted; the old policy keeps serving.
@@ -26,6 +27,8 @@ from shared.metrics import SamplerMetrics
 from shared.protocol import WeightsPublished, WeightsPushed
 from shared.weights import WeightStore, WeightsCorrupt
 
+from services.sampler.store_prefetch import StorePrefetcher
+
 if TYPE_CHECKING:
     from services.sampler.push_receiver import PushReceiver
 
@@ -42,6 +45,7 @@ class WeightsFollower:
                  wait_warn_s: float = 60.0, pushed: "PushReceiver | None" = None) -> None:
         self.broadcast = Broadcast(r, RunKeys(run_id).weights, expect=WeightsPublished,
                                    metrics=metrics.stream if metrics else None)
+        self.prefetch: StorePrefetcher | None = None  # async mode: `start_prefetch`
         self.store, self.backend, self.metrics = store, backend, metrics
         self.pushed = pushed  # the collective push, when `weights.transport: broadcast`
         # Versions are linked (or copied) here before loading: the store may prune its own while we read.
@@ -63,11 +67,21 @@ class WeightsFollower:
         self.last_id = latest[0]
         return self._swap(latest[1])
 
+    def start_prefetch(self) -> None:
+        """From now on fetch announced versions on a thread (after `catch_up`): `poll` only loads."""
+        own = Broadcast(self.broadcast.r, self.broadcast.stream, expect=WeightsPublished,
+                        metrics=self.broadcast.metrics)  # its own cursor state, on its own thread
+        self.prefetch = StorePrefetcher(own, self.last_id, self.local_dir, self._fetch,
+                                        lambda: self.version, self._refuse_fetch)
+
     def poll(self, block_ms: int = 0) -> bool:
         """Swap to the newest announced version, if newer than ours. True when it swapped.
         A pushed version already received goes first; the store's announcement of the same
         version is then older than ours and skipped."""
         swapped = self._swap_pushed()
+        if self.prefetch is not None:
+            ready = self.prefetch.take(self.version, 0.0 if swapped else block_ms / 1000)
+            return self._load(*ready) or swapped if ready else swapped
         entries = self.broadcast.read_after(self.last_id, block_ms=0 if swapped else block_ms)
         if not entries:
             return swapped
@@ -105,19 +119,30 @@ class WeightsFollower:
     def _swap(self, msg: WeightsPublished) -> bool:
         if msg.version <= self.version or msg.version in self.refused:
             return False
-        dest = self.local_dir / f"v{msg.version}"
         t0 = time.perf_counter()
         try:
-            path = self._fetch(msg, dest)  # a verified private copy
+            path = self._fetch(msg, self.local_dir / f"v{msg.version}")  # a verified private copy
+        except (FetchTimeout, WeightsCorrupt) as err:
+            return self._refuse_fetch(msg, err)
+        return self._load(msg, path, t0)
+
+    def _load(self, msg: WeightsPublished, path: Path, t0: float | None = None) -> bool:
+        """Load a fetched version; the pause runs from `t0` (inline: the fetch's start)."""
+        t0 = time.perf_counter() if t0 is None else t0
+        try:
             self.backend.load_weights(path)
-        except FetchTimeout as err:
-            return self._refuse(msg, "timeout", err)  # dest is left to the stuck thread; never loaded
-        except (WeightsCorrupt, IncompatibleWeights) as err:
-            shutil.rmtree(dest, ignore_errors=True)
-            return self._refuse(msg, "checksum" if isinstance(err, WeightsCorrupt) else "incompatible", err)
+        except IncompatibleWeights as err:
+            shutil.rmtree(path, ignore_errors=True)
+            return self._refuse(msg, "incompatible", err)
         shutil.rmtree(self.local_dir / f"v{self.version}", ignore_errors=True)  # the copy we served before
         self._stamp(msg.version, msg.published_at, "store", time.perf_counter() - t0)
         return True
+
+    def _refuse_fetch(self, msg: WeightsPublished, err: Exception) -> bool:
+        if isinstance(err, FetchTimeout):  # the folder is left to the stuck thread; never loaded
+            return self._refuse(msg, "timeout", err)
+        shutil.rmtree(self.local_dir / f"v{msg.version}", ignore_errors=True)
+        return self._refuse(msg, "checksum" if isinstance(err, WeightsCorrupt) else "fetch", err)
 
     def _stamp(self, version: int, published_at: float, via: str, pause_s: float) -> None:
         self.last_sync_s, self.last_pause_s = max(0.0, time.time() - published_at), pause_s
@@ -132,6 +157,8 @@ class WeightsFollower:
     def close(self) -> None:
         if self.pushed:
             self.pushed.close()
+        if self.prefetch:
+            self.prefetch.close()
 
     def _fetch(self, msg: WeightsPublished, dest: Path) -> Path:
         """store.fetch in a helper thread, bounded by `fetch_timeout_s` (a lean fs store hard-links the

@@ -1,5 +1,6 @@
 """Hot-swap against a real Redis and the fs weight store: newest version only, a corrupt version
-refused (counted, old policy kept), sync-mode waiting, a restarted sampler catching up."""
+refused (counted, old policy kept), sync-mode waiting, a restarted sampler catching up, and the
+async mode's prefetch (fetched and verified off the loop, the swap only loads)."""
 
 import threading
 
@@ -52,3 +53,39 @@ def _store(cfg, r):
     from shared.weights import make_store
 
     return make_store("fs", run_id=cfg.run_id, root=run_dir(cfg) / "weights", r=r)
+
+
+def test_async_prefetch_fetches_off_the_loop_and_refuses_corrupt(redis_client, tmp_path):
+    from tests.helpers.polling import wait_for
+
+    model_dir = build_tiny_model(tmp_path / "model")
+    cfg = sampler_config(model_dir, tmp_path / "runs", "transformers", run_id="pf")
+    backend = HFBackend(model_dir, dtype="float32")
+    metrics, reg = sampler_metrics()
+    local = tmp_path / "local"
+    follower = WeightsFollower(redis_client, "pf", _store(cfg, redis_client), backend, local, metrics)
+    follower.catch_up()
+    follower.start_prefetch()
+    rejected = lambda: reg.get_sample_value("dashrl_sampler_weights_rejected_total", {"reason": "checksum"})  # noqa: E731
+    try:
+        bad = publish_perturbed(redis_client, cfg, model_dir, version=1)
+        (bad / "model.safetensors").write_bytes(b"garbage")
+        wait_for(lambda: rejected() == 1, "the prefetch thread to refuse v1", 30)  # no poll: off the loop
+        assert not follower.poll() and follower.version == 0
+
+        publish_perturbed(redis_client, cfg, model_dir, version=2)
+        wait_for(lambda: (local / "v2" / "dashrl-manifest.json").exists(), "v2 fetched ahead of the swap", 30)
+        assert follower.version == 0  # fetched, verified, not yet served: the loop has not polled
+        assert follower.poll() and follower.version == 2  # the swap pays the load only
+        assert reg.get_sample_value("dashrl_sampler_swap_pause_seconds_count", {"via": "store"}) == 1
+
+        publish_perturbed(redis_client, cfg, model_dir, version=3)
+        publish_perturbed(redis_client, cfg, model_dir, version=4)
+        def served_v4():  # the loop's polls between engine calls
+            follower.poll(block_ms=200)
+            return follower.version == 4
+
+        wait_for(served_v4, "v4 served", 30)
+        assert sorted(p.name for p in local.iterdir()) == ["v4"]  # v3 (if fetched) deleted unloaded
+    finally:
+        follower.close()
