@@ -104,14 +104,16 @@ def section(results: list[dict], info: dict) -> str:
               "- publish-to-serving: from the learner starting the publish to the sampler's engine holding the "
               "new weights (one clock, CLOCK_MONOTONIC, across the two processes of the broadcast).",
               "- sampler pause: the time the sampler cannot sample. Today's store path: fetch (copy + verify) and "
-              "load, which the follower runs in the sampling loop. Broadcast: the copy of the received buffer into "
+              "load, which the follower ran in the sampling loop. Lean store: the load only (the async sampler's "
+              "prefetch thread fetches and verifies beside sampling). Broadcast: the copy of the received buffer into "
               "the engine's parameters (receiving into a staging buffer can overlap sampling).",
-              "- learner blocked: the learner's own share (store: write + fsync + hash + rename; broadcast: pack "
+              "- learner blocked: the learner's own share (today's store: write + fsync + hash + rename; lean store: the snapshot; broadcast: pack "
               "into one flat buffer + the broadcast calls).",
               "- today's store path is pinned in `benchmarks/weight_transport_paths.py` (as of 87b9aac) so the row "
               "stays comparable after the lean path changes `shared/weights.py`. Lean store: `snapshot_model` "
-              "(the learner's share), `publish_snapshot` (the background publisher's thread, timed in line), a "
-              "hard-link fetch verified in one read, `load_weights`; its write leaves the learner's critical path (learner "
+              "(the learner's share), `publish_snapshot(durable=False)` (the background publisher's thread, timed in "
+              "line: XXH3-128 digests as written, no fsync; the commit syncs the checkpointed version), a "
+              "hard-link fetch verified in one read (the prefetch thread), `load_weights`; its write leaves the learner's critical path (learner "
               "blocked) but not the version's way to the sampler (publish-to-serving). The broadcast row is "
               + BROADCAST + ".",
               "- memcpy: best of 5 `dst.copy_(src)` of flat bf16 buffers of the model's bytes, same box, same run.",

@@ -7,8 +7,8 @@
   copies the folder (`shutil.copytree`), hashes the copy (a third read) and the transformers
   backend reads it (a fourth) into its parameters. Sampling is stopped for fetch + load (the
   follower's `_swap` runs them in the sampling loop).
-- `lean_store`: the lean store path (`shared.weight_snapshot`, `lean=True`
-  stores), once it is on main; until then a marked slot (None).
+- `lean_store`: the lean store path (`shared.weight_snapshot`, `lean=True` stores, the async
+  sampler's prefetch).
 - `memcpy`: one `copy_` of a flat buffer of the same bytes, the physical floor.
 Each returns {"publish_s" (learner's critical path), "serving_s" (publish to serving),
 "pause_s" (sampler stopped)}.
@@ -68,10 +68,11 @@ def today_store(model: Any, backend: Any, work: Path, version: int) -> dict:
 
 
 def lean_store(model: Any, backend: Any, work: Path, version: int) -> dict | None:
-    """Helper "lean"'s store path: the learner is blocked only for the snapshot
-    (a copy to CPU in the served dtype); writing it once, hashed as written, runs on the background
-    publisher's thread (`publish_snapshot`, timed here in line); the sampler hard-links the files
-    and hashes them in the one read that verifies them, then loads. None while it is not on main."""
+    """The lean store path: the learner is blocked only for the snapshot (a copy to CPU in the
+    served dtype); writing it once, XXH3-hashed as written and not fsynced (`durable=False`, as
+    the background publisher writes), runs on the publisher's thread (timed here in line); the
+    sampler's prefetch thread hard-links the files and hashes them in the one read that verifies
+    them (async mode: beside sampling), and the swap loads them (the pause). None before main had it."""
     try:
         from shared.weights import FsWeightStore, snapshot_model
     except ImportError:
@@ -81,9 +82,9 @@ def lean_store(model: Any, backend: Any, work: Path, version: int) -> dict | Non
     t0 = time.perf_counter()
     snap = snapshot_model(model, DTYPE)
     t1 = time.perf_counter()
-    msg = store.publish_snapshot(snap, None, version, version)
+    msg = store.publish_snapshot(snap, None, version, version, durable=False)
+    path = store.fetch(msg, dest=local)  # `services.sampler.store_prefetch`'s share
     t2 = time.perf_counter()
-    path = store.fetch(msg, dest=local)
     backend.load_weights(path)
     t3 = time.perf_counter()
     shutil.rmtree(local, ignore_errors=True)
