@@ -47,11 +47,7 @@ def entry_algorithm(entry: dict[str, Any], where: Any) -> str:
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def model_ties_embeddings(model: Any) -> bool:

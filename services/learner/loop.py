@@ -269,9 +269,10 @@ class Learner:
     def _finish(self, finished: bool) -> None:
         if self.state.step > 0 and self.state.last_published < self.state.policy_version:
             self._publish()
-        self._wait_published()
         if self.ledger.held_entries() or self._committed_step != self.state.step:
-            self._commit()
+            self._commit()  # waits for the publish and syncs it first
+        else:
+            self._wait_published()
         if finished:
             final, tmp = self.run_dir / "final", self.run_dir / ".tmp-final"
             shutil.rmtree(tmp, ignore_errors=True)

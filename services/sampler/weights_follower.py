@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING, Callable
 import redis
 
 from services.sampler.backends import GenerationBackend, IncompatibleWeights
+from services.sampler.store_prefetch import StorePrefetcher
 from shared.broadcast import Broadcast
 from shared.keys import RunKeys
 from shared.metrics import SamplerMetrics
 from shared.protocol import WeightsPublished, WeightsPushed
 from shared.weights import WeightStore, WeightsCorrupt
-
-from services.sampler.store_prefetch import StorePrefetcher
 
 if TYPE_CHECKING:
     from services.sampler.push_receiver import PushReceiver
@@ -81,7 +80,7 @@ class WeightsFollower:
         swapped = self._swap_pushed()
         if self.prefetch is not None:
             ready = self.prefetch.take(self.version, 0.0 if swapped else block_ms / 1000)
-            return self._load(*ready) or swapped if ready else swapped
+            return (self._load(*ready) or swapped) if ready else swapped
         entries = self.broadcast.read_after(self.last_id, block_ms=0 if swapped else block_ms)
         if not entries:
             return swapped
