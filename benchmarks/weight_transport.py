@@ -104,8 +104,9 @@ def section(results: list[dict], info: dict) -> str:
               "- publish-to-serving: from the learner starting the publish to the sampler's engine holding the "
               "new weights (one clock, CLOCK_MONOTONIC, across the two processes of the broadcast).",
               "- sampler pause: the time the sampler cannot sample. Today's store path: fetch (copy + verify) and "
-              "load, which the follower ran in the sampling loop. Lean store: the load only (the async sampler's "
-              "prefetch thread fetches and verifies beside sampling). Broadcast: the copy of the received buffer into "
+              "load, which the follower ran in the sampling loop. Lean store: the load only (with "
+              "`sampler.prefetch_weights`, the async sampler's prefetch thread fetches and verifies beside sampling; "
+              "without it the pause adds the fetch, part of publish-to-serving). Broadcast: the copy of the received buffer into "
               "the engine's parameters (receiving into a staging buffer can overlap sampling).",
               "- learner blocked: the learner's own share (today's store: write + fsync + hash + rename; lean store: the snapshot; broadcast: pack "
               "into one flat buffer + the broadcast calls).",

@@ -69,7 +69,7 @@ def build_loop(cfg: RunConfig, r: redis.Redis, run_id: str, metrics: SamplerMetr
     follower = WeightsFollower(r, run_id, store, backend, local_dir, metrics,
                                fetch_timeout_s=s.weight_fetch_timeout_s, pushed=_push_receiver(cfg, r, keys, metrics, backend))
     follower.catch_up()
-    if s.mode == "async":
+    if s.mode == "async" and s.prefetch_weights:
         follower.start_prefetch()  # fetch + verify off the sampling loop; the swap pays the load
     writer = StreamWriter(r, keys.rollouts, backlog_key=keys.backlog, max_backlog=cfg.streams.max_backlog,
                           metrics=metrics.stream)
