@@ -48,6 +48,11 @@ class StorePrefetcher:
             return None
         return ready
 
+    def ready_version(self) -> int | None:
+        """The version fetched and waiting for `take`, if any."""
+        with self._cond:
+            return self._ready[0].version if self._ready else None
+
     def close(self) -> None:
         """Stop the thread (it notices within one read, 0.5 s, or when its fetch returns)."""
         self._closed.set()

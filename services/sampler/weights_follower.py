@@ -98,6 +98,8 @@ class WeightsFollower:
             self.backend.load_tensors(tensors)
         except IncompatibleWeights as err:
             return self._refuse(msg, "incompatible", err)
+        finally:
+            self.pushed.release()
         shutil.rmtree(self.local_dir / f"v{self.version}", ignore_errors=True)  # a store copy we served before
         self._stamp(msg.version, msg.published_at, "pushed", time.perf_counter() - t0)
         return True

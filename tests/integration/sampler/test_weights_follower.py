@@ -74,7 +74,8 @@ def test_async_prefetch_fetches_off_the_loop_and_refuses_corrupt(redis_client, t
         assert not follower.poll() and follower.version == 0
 
         publish_perturbed(redis_client, cfg, model_dir, version=2)
-        wait_for(lambda: (local / "v2" / "dashrl-manifest.json").exists(), "v2 fetched ahead of the swap", 30)
+        wait_for(lambda: follower.prefetch.ready_version() == 2, "v2 fetched ahead of the swap", 30)
+        assert (local / "v2" / "dashrl-manifest.json").exists()
         assert follower.version == 0  # fetched, verified, not yet served: the loop has not polled
         assert follower.poll() and follower.version == 2  # the swap pays the load only
         assert reg.get_sample_value("dashrl_sampler_swap_pause_seconds_count", {"via": "store"}) == 1

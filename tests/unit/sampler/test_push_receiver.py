@@ -91,3 +91,31 @@ def test_a_backend_without_load_tensors_takes_no_seat(redis_client):
     backend = SimpleNamespace(loads_tensors=False, name="vllm")
     assert _push_receiver(cfg, redis_client, RunKeys("no-seat"), metrics, backend) is None
     assert metrics.push.fallbacks.labels(reason="backend")._value.get() == 1
+
+
+def test_a_taken_version_stays_intact_while_newer_ones_land(redis_client, tmp_path):
+    """The receiver reuses two slots: versions pushed while the follower still loads one land in
+    the other slot (the newest superseding the ready one), never in the one being loaded."""
+    cfg = BroadcastTransport(port=free_port(), samplers=1, timeout_s=5.0, bucket_mb=1)
+    stream = RunKeys("push-slots").weights_push
+    pusher = WeightPusher(cfg, Broadcast(redis_client, stream, expect=WeightsPushed), "push-slots",
+                          weight_push_metrics(CollectorRegistry()))
+    receiver = PushReceiver(cfg, Broadcast(redis_client, stream, expect=WeightsPushed),
+                            weight_push_metrics(CollectorRegistry()))
+    versions = {v: [("w", torch.full((300, 300), float(v))), ("b", torch.arange(7.0) * v)] for v in (1, 2, 3, 4)}
+    try:
+        wait_for(lambda: pusher.group is not None and receiver.group is not None, "generation 0 formed", 30)
+        assert pusher.push(1, 1, versions[1])
+        taken = wait_for(lambda: receiver.take(0), "v1 received", 30)
+        for v in (2, 3):  # the follower is still loading v1
+            assert pusher.push(v, v, versions[v])
+        msg, newest = wait_for(lambda: receiver.take(1), "v3 ready", 30)
+        assert msg.version == 3 and all(torch.equal(t, dict(versions[3])[n]) for n, t in newest)
+        assert all(torch.equal(t, dict(versions[1])[n]) for n, t in taken[1])  # untouched by v2, v3
+        receiver.release()
+        assert pusher.push(4, 4, versions[4])
+        msg, fourth = wait_for(lambda: receiver.take(3), "v4 ready", 30)
+        assert msg.version == 4 and all(torch.equal(t, dict(versions[4])[n]) for n, t in fourth)
+    finally:
+        receiver.close()
+        pusher.close()

@@ -129,7 +129,26 @@ def test_checksum_and_bucket_plan():
     flipped = a.clone()
     flipped[3] = 3.0000002
     assert checksum([("a", a)]) != checksum([("a", flipped)])
-    from shared.weight_push import TensorSpec
+    from shared.push_layout import TensorSpec, layout
     specs = [TensorSpec("x", (4,), "float32"), TensorSpec("y", (2,), "bfloat16"), TensorSpec("z", (8,), "float32")]
     assert bucket_plan(specs, 16) == [[0], [2], [1]]
     assert bucket_plan(specs, 1 << 10) == [[0, 2], [1]]
+    # every tensor starts 64-byte aligned, so the receiver sums it as int64 words in place
+    assert [b.members for b in layout(specs, 1 << 10)] == [((0, 0), (2, 16)), ((1, 0),)]
+
+
+def test_receiver_views_sum_in_place_and_match_the_sender():
+    """Odd-sized bf16 tensors packed and unpacked through the layout: same bytes, same checksum,
+    and every view 8-byte aligned (no copy to sum it)."""
+    from shared.push_layout import SendRing, layout, specs_of, views
+    named = [(f"t{i}", torch.randn(n).to(torch.bfloat16)) for i, n in enumerate((3, 17, 1, 64, 5))]
+    specs = specs_of(named)
+    ring, got = SendRing(torch.device("cpu")), {}
+    for k, bucket in enumerate(layout(specs, 64)):
+        flat = ring.buffer(k, bucket)
+        SendRing.pack(flat, bucket, named)
+        for i, view in views(flat.clone(), bucket, specs):
+            assert view.data_ptr() % 8 == 0
+            got[i] = view
+    assert all(torch.equal(got[i], t) for i, (_, t) in enumerate(named))
+    assert checksum([(n, got[i]) for i, (n, _) in enumerate(named)]) == checksum(named)
