@@ -63,11 +63,11 @@ class SamplerConfig(Strict):
     """A weight version not fetched and verified within this many seconds (a hung shared volume,
     a stalled Redis) is refused (logged, `dashrl_sampler_weights_rejected_total{reason="timeout"}`);
     the sampler keeps serving the version it has and takes the next announcement."""
-    prefetch_weights: bool = False
+    prefetch_weights: bool = True
     """Async mode: fetch and verify announced versions on a thread beside sampling, so a swap pays
     only the load (`services/sampler/store_prefetch.py`); a version is then served from the first
     call after its fetch finished, not from the first call after its announcement. Off: the
-    follower fetches inline between calls (sync mode always does)."""
+    follower fetches inline between calls, sampling stopped meanwhile (sync mode always does)."""
 
     @model_validator(mode="before")
     @classmethod

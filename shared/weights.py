@@ -35,6 +35,8 @@ from typing import Any, Literal
 import redis
 
 from shared.keys import RunKeys
+from shared.metrics import StreamMetrics
+from shared.redis_client import with_retry
 from shared.protocol import WeightsPublished
 from shared.weight_folder import (  # noqa: F401 (re-exported: the store's vocabulary)
     ADAPTER_CONFIG, MANIFEST, WeightsCorrupt, entry_algorithm, fsync_path, is_adapter, is_lora_model, model_ties_embeddings,
@@ -177,29 +179,42 @@ class RedisWeightStore(WeightStore):
     fsync_folder = False  # the lean write's folder is scratch, read into Redis and deleted
 
     def __init__(self, run_id: str, root: Path, r: redis.Redis, keep_versions: int = 3,
-                 chunk_bytes: int = CHUNK_BYTES, lean: bool = True) -> None:
+                 chunk_bytes: int = CHUNK_BYTES, lean: bool = True, metrics: StreamMetrics | None = None) -> None:
         super().__init__(run_id, root, keep_versions, lean)
-        self.r, self.keys, self.chunk_bytes = r, RunKeys(run_id), chunk_bytes
+        self.r, self.keys, self.chunk_bytes, self.metrics = r, RunKeys(run_id), chunk_bytes, metrics
 
     def _publish_with(self, write: Any, version: int, step: int, durable: bool = True) -> WeightsPublished:
         key, tmp_key = self.keys.weight_blob(version), self.keys.weight_blob(version) + ":tmp"
         with tempfile.TemporaryDirectory(prefix="dashrl-publish-") as scratch:
             folder = Path(scratch) / "v"
             manifest = write(folder)
-            self.r.delete(tmp_key)
+            self._retry(lambda: self.r.delete(tmp_key), f"clear {tmp_key}")
             for f in json.loads(manifest)["files"]:
                 with open(folder / f["name"], "rb") as fh:
                     for i in range(max(1, -(-f["size"] // self.chunk_bytes))):  # an empty file: one empty chunk
-                        self.r.hset(tmp_key, f"{f['name']}:{i}", fh.read(self.chunk_bytes))
-            self.r.hset(tmp_key, MANIFEST, manifest)
-        self.r.rename(tmp_key, key)  # atomic: the key exists only once complete
+                        field, chunk = f"{f['name']}:{i}", fh.read(self.chunk_bytes)
+                        self._retry(lambda: self.r.hset(tmp_key, field, chunk), f"write {tmp_key} {field}")
+            self._retry(lambda: self.r.hset(tmp_key, MANIFEST, manifest), f"write {tmp_key} manifest")
+        self._retry(lambda: self._install(tmp_key, key), f"install {key}")  # atomic: complete or absent
         self.prune(self.keep_versions)
         return _message(self.run_id, version, step, key, self.format, manifest)
+
+    def _retry(self, fn: Any, what: str) -> Any:
+        """Every command here is idempotent (or made so: `_install`), so a Redis blip is retried
+        (`with_retry`'s backoff, 60 s) instead of failing the version."""
+        return with_retry(fn, what=f"weight store: {what}", metrics=self.metrics)
+
+    def _install(self, tmp_key: str, key: str) -> None:
+        try:
+            self.r.rename(tmp_key, key)
+        except redis.ResponseError:  # no tmp key: a retry after a rename whose reply was lost?
+            if not self.r.exists(key):
+                raise
 
     def fetch(self, msg: WeightsPublished, dest: Path | None = None) -> Path:
         """Copy the version's files out of Redis into `dest` (default: a new temporary folder)."""
         self._check(msg)
-        raw = self.r.hget(msg.location, MANIFEST)
+        raw = self._retry(lambda: self.r.hget(msg.location, MANIFEST), f"read {msg.location}")
         if raw is None:
             raise WeightsCorrupt(f"{msg.location}: version not in Redis (pruned or never written)")
         manifest = read_manifest(raw, msg.checksum, msg.location)
@@ -211,7 +226,8 @@ class RedisWeightStore(WeightStore):
             h, size = hasher(algo), 0
             with open(dest / f["name"], "wb") as out:  # chunk by chunk: never the whole file in memory
                 for i in range(max(1, -(-f["size"] // self.chunk_bytes))):
-                    chunk = self.r.hget(msg.location, f"{f['name']}:{i}")
+                    field = f"{f['name']}:{i}"
+                    chunk = self._retry(lambda: self.r.hget(msg.location, field), f"read {msg.location} {field}")
                     if chunk is None:
                         raise WeightsCorrupt(f"{msg.location}: {f['name']} chunk {i} is missing")
                     out.write(chunk)
@@ -227,7 +243,8 @@ class RedisWeightStore(WeightStore):
     def versions(self) -> list[int]:
         prefix = self.keys.weight_blob(0)[:-1]  # ".../weights:v"
         out = []
-        for k in self.r.scan_iter(match=prefix + "*", count=1000):
+        keys = self._retry(lambda: list(self.r.scan_iter(match=prefix + "*", count=1000)), "list versions")
+        for k in keys:
             tail = k.decode()[len(prefix):]
             if tail.isdigit():
                 out.append(int(tail))
@@ -236,18 +253,19 @@ class RedisWeightStore(WeightStore):
     def prune(self, keep: int) -> list[int]:
         gone = self.versions()[:-keep] if keep > 0 else self.versions()
         if gone:
-            self.r.delete(*[self.keys.weight_blob(v) for v in gone])
+            self._retry(lambda: self.r.delete(*[self.keys.weight_blob(v) for v in gone]), "prune")
         return gone
 
 
 def make_store(kind: Literal["fs", "redis"], *, run_id: str, root: Path, r: redis.Redis | None,
-               keep_versions: int = 3, lean: bool = True) -> WeightStore:
-    """`root` is the fs store's folder (the run's `weights/`); the Redis store needs `r`;
-    `lean=False`: the first, slower write and fetch (kept for benchmarks)."""
+               keep_versions: int = 3, lean: bool = True, metrics: StreamMetrics | None = None) -> WeightStore:
+    """`root` is the fs store's folder (the run's `weights/`); the Redis store needs `r` (its
+    retried Redis errors count in `metrics.redis_errors`); `lean=False`: the first, slower
+    write and fetch (kept for benchmarks)."""
     if kind == "fs":
         return FsWeightStore(run_id, root, keep_versions, lean)
     if kind == "redis":
         if r is None:
             raise ValueError("the redis weight store needs a Redis client")
-        return RedisWeightStore(run_id, root, r, keep_versions, lean=lean)
+        return RedisWeightStore(run_id, root, r, keep_versions, lean=lean, metrics=metrics)
     raise ValueError(f"unknown weight store {kind!r}")

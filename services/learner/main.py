@@ -109,7 +109,7 @@ def _rank0_parts(cfg: RunConfig, dep: Deployment, run_dir: Path, state):
                           deadletter=keys.deadletter, expect=RolloutBatch, claim_idle_ms=sc.claim_idle_ms,
                           block_ms=sc.block_ms, deadletter_maxlen=sc.deadletter_maxlen, metrics=metrics.stream)
     store = make_store(cfg.learner.weight_store.kind, run_id=cfg.run_id, root=run_dir / "weights", r=r,
-                       keep_versions=cfg.learner.keep_versions)
+                       keep_versions=cfg.learner.keep_versions, metrics=metrics.stream)
     announce = Broadcast(r, keys.weights, expect=WeightsPublished, metrics=metrics.stream)
     from shared.tracking import Tracking
 

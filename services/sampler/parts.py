@@ -65,7 +65,7 @@ def build_loop(cfg: RunConfig, r: redis.Redis, run_id: str, metrics: SamplerMetr
                       also=tuple(e.reward for e in eval_sets))
     backend = backend or make_backend(cfg)
     store = make_store(cfg.learner.weight_store.kind, run_id=run_id, root=run_dir(cfg, run_id) / "weights", r=r,
-                       keep_versions=cfg.learner.keep_versions)
+                       keep_versions=cfg.learner.keep_versions, metrics=metrics.stream)
     follower = WeightsFollower(r, run_id, store, backend, local_dir, metrics,
                                fetch_timeout_s=s.weight_fetch_timeout_s, pushed=_push_receiver(cfg, r, keys, metrics, backend))
     follower.catch_up()

@@ -143,7 +143,25 @@ class WeightsFollower:
         if isinstance(err, FetchTimeout):  # the folder is left to the stuck thread; never loaded
             return self._refuse(msg, "timeout", err)
         shutil.rmtree(self.local_dir / f"v{msg.version}", ignore_errors=True)
+        if isinstance(err, WeightsCorrupt) and self._overtaken(msg.version):
+            return self._skip_pruned(msg, err)
         return self._refuse(msg, "checksum" if isinstance(err, WeightsCorrupt) else "fetch", err)
+
+    def _overtaken(self, version: int) -> bool:
+        """The store pruned `version` (it keeps the newest few) while we fetched it: a newer
+        one is out, so the failed fetch says nothing about the version's bytes."""
+        try:
+            held = self.store.versions()
+        except Exception:  # cannot tell: treat the failure as the version's own
+            return False
+        return version not in held and any(v > version for v in held)
+
+    def _skip_pruned(self, msg: WeightsPublished, err: Exception) -> bool:
+        log.warning("sampler: weight version %d was pruned from the store before its fetch finished "
+                    "(a newer one is out; skipping it): %s", msg.version, err)
+        if self.metrics:
+            self.metrics.weight_rejected.labels(reason="pruned").inc()
+        return False
 
     def _stamp(self, version: int, published_at: float, via: str, pause_s: float) -> None:
         self.last_sync_s, self.last_pause_s = max(0.0, time.time() - published_at), pause_s

@@ -21,6 +21,7 @@ from shared.metrics import sampler_metrics
 from shared.protocol import RolloutBatch, decode
 from shared.run_folder import run_dir
 from shared.weights import make_store
+from tests.helpers.polling import wait_for
 
 M, G, NEW = 6, 4, 12
 
@@ -84,6 +85,15 @@ def publish_perturbed(r, cfg, model_dir: Path, version: int, scale: float = 0.5)
     return Path(msg.location)
 
 
+def wait_prefetched(follower, version: int) -> None:
+    """Async mode fetches announced versions on a thread (`sampler.prefetch_weights`): wait until
+    `version` is fetched (or already served), so the next call serves it, as call-by-call checks
+    expect. A no-op when the follower fetches inline."""
+    if follower.prefetch is not None:
+        wait_for(lambda: follower.version >= version or (follower.prefetch.ready_version() or 0) >= version,
+                 f"v{version} prefetched", 60)
+
+
 def run_sampler_checks(r, cfg, model_dir: Path, tmp: Path, backend=None, tol: float = 1e-3) -> None:
     metrics, reg = sampler_metrics()
     loop = build_loop(cfg, r, cfg.run_id, metrics, tmp / "local", backend=backend)
@@ -100,6 +110,7 @@ def run_sampler_checks(r, cfg, model_dir: Path, tmp: Path, backend=None, tol: fl
         assert max_logprob_error(model_dir, batches[0], cfg) < tol
 
         v1_dir = publish_perturbed(r, cfg, model_dir, version=1)
+        wait_prefetched(loop.follower, 1)
         loop.run(lambda: False, max_calls=3)
         loop.finisher.flush()
         newest = read_batches(r, cfg.run_id)[-1]

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.sampler.parts import build_loop
 from shared.metrics import sampler_metrics, serve
 from tests.helpers.tiny_model import build_tiny_model
-from tests.integration.sampler.harness import publish_perturbed, sampler_config
+from tests.integration.sampler.harness import publish_perturbed, sampler_config, wait_prefetched
 
 EVALS = ("task.evals=[{name: held, size: 3},"
          " {name: arith, source: {kind: reasoning_gym, name: basic_arithmetic}, size: 3,"
@@ -33,6 +33,7 @@ def test_two_named_evals_reach_eval_jsonl_heartbeat_and_prometheus(redis_client,
     try:
         loop.run(lambda: False, max_calls=1)  # version 0: both evals
         publish_perturbed(redis_client, cfg, model_dir, version=1)
+        wait_prefetched(loop.follower, 1)
         loop.run(lambda: False, max_calls=2)  # version 1: both again
         loop.finisher.flush()
         report = loop.report()

@@ -15,7 +15,7 @@ from shared.metrics import sampler_metrics
 from shared.weights import make_store
 from tests.helpers.lora_models import lora_policy
 from tests.helpers.tiny_model import build_tiny_model
-from tests.integration.sampler.harness import max_logprob_error, read_batches, sampler_config
+from tests.integration.sampler.harness import max_logprob_error, read_batches, sampler_config, wait_prefetched
 
 
 def test_sampler_serves_an_announced_adapter(redis_client, tmp_path):
@@ -30,6 +30,7 @@ def test_sampler_serves_an_announced_adapter(redis_client, tmp_path):
         store = make_store("fs", run_id=cfg.run_id, root=Path(cfg.output_dir) / cfg.run_id / "weights", r=None)
         msg = store.publish(policy, AutoTokenizer.from_pretrained(model_dir), 1, 1)  # what the learner does
         Broadcast(redis_client, RunKeys(cfg.run_id).weights).publish(msg)
+        wait_prefetched(loop.follower, 1)
         loop.run(lambda: False, max_calls=2)
         loop.finisher.flush()
     finally:

@@ -13,7 +13,7 @@ from services.sampler.parts import build_loop
 from shared.configio import dump_config
 from shared.metrics import sampler_metrics
 from tests.helpers.tiny_model import build_tiny_model
-from tests.integration.sampler.harness import publish_perturbed, sampler_config
+from tests.integration.sampler.harness import publish_perturbed, sampler_config, wait_prefetched
 
 datasets = pytest.importorskip("datasets")
 KEYS = ("name", "version", "num_problems", "greedy_accuracy", "greedy_reward_mean", "sampled_accuracy",
@@ -35,6 +35,7 @@ def test_dashrl_eval_matches_in_run_evals(redis_client, tmp_path):
     try:
         loop.run(lambda: False, max_calls=1)  # version 0
         publish_perturbed(redis_client, cfg, model_dir, version=1)
+        wait_prefetched(loop.follower, 1)
         loop.run(lambda: False, max_calls=2)  # version 1
         loop.finisher.flush()
     finally:

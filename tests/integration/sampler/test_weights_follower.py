@@ -90,3 +90,30 @@ def test_async_prefetch_fetches_off_the_loop_and_refuses_corrupt(redis_client, t
         assert sorted(p.name for p in local.iterdir()) == ["v4"]  # v3 (if fetched) deleted unloaded
     finally:
         follower.close()
+
+
+def test_a_version_pruned_before_its_fetch_is_skipped_not_refused(redis_client, tmp_path, caplog):
+    """The store keeps the newest few versions; one pruned while a slow follower had yet to
+    fetch it is no sign of damage: skipped (warned, `reason=pruned`), and the newer one served."""
+    from shared.broadcast import Broadcast
+    from shared.keys import RunKeys
+    from shared.protocol import WeightsPublished
+
+    model_dir = build_tiny_model(tmp_path / "model")
+    cfg = sampler_config(model_dir, tmp_path / "runs", "transformers", run_id="pr")
+    metrics, reg = sampler_metrics()
+    store = _store(cfg, redis_client)
+    follower = WeightsFollower(redis_client, "pr", store, HFBackend(model_dir, dtype="float32"), tmp_path / "local", metrics)
+    publish_perturbed(redis_client, cfg, model_dir, version=1)
+    weights = Broadcast(redis_client, RunKeys("pr").weights, expect=WeightsPublished)
+    v1 = weights.latest()  # announced; the learner then publishes v3 and prunes v1 before we read it
+    publish_perturbed(redis_client, cfg, model_dir, version=3)
+    store.prune(1)
+    assert store.versions() == [3]
+    redis_client.xtrim(RunKeys("pr").weights, maxlen=0)
+    weights.publish(v1[1])  # the follower sees v1's announcement only
+    assert not follower.poll() and follower.version == 0
+    assert reg.get_sample_value("dashrl_sampler_weights_rejected_total", {"reason": "pruned"}) == 1
+    assert reg.get_sample_value("dashrl_sampler_weights_rejected_total", {"reason": "checksum"}) is None
+    assert not any("refusing weight version" in r.getMessage() for r in caplog.records)
+    assert not (tmp_path / "local" / "v1").exists()
