@@ -69,6 +69,13 @@ class SamplerConfig(Strict):
     call after its fetch finished, not from the first call after its announcement. Off: the
     follower fetches inline between calls, sampling stopped meanwhile (sync mode always does)."""
 
+    swap_mid_call: bool = True
+    """Async mode, vLLM's in-process engine (the CPU default): a version already fetched or pushed
+    is loaded between two engine steps of a generation call instead of waiting for the call to
+    end. The batch then says so (stats `spans_versions` 1, `policy_version_newest`); it stays
+    stamped with the version the call started on, the oldest, which the learner's staleness rule
+    reads. Tokens after the swap come from the new weights over KV computed with the old ones."""
+
     @model_validator(mode="before")
     @classmethod
     def _old_flat_spelling(cls, data: Any) -> Any:

@@ -3,8 +3,9 @@ advantages, filtering and the push (finisher.py) -> repeat.
 
 Preemptive sampling: each call generates M prompts x G completions at once (`sampling_batch_prompts`,
 `group_size`), independent of the learner's micro-batch. Modes:
-- async: before every call, switch to the newest announced weights; keep sampling while the
-  learner trains. Stream back-pressure (`streams.max_backlog`) bounds how far ahead it runs, so
+- async: before every call, switch to the newest announced weights (on vLLM's in-process
+  engine also between two engine steps of a call, `sampler.swap_mid_call`: the batch then says
+  it spans two versions); keep sampling while the learner trains. Stream back-pressure (`streams.max_backlog`) bounds how far ahead it runs, so
   rollouts stay within the learner's `max_staleness` window instead of being made and discarded.
 - sync (the GRPO baseline): sample with version v until one learner update's worth of samples
   (train_batch_size x publish_every, after filtering) is pushed, then wait for version v+1.
@@ -92,10 +93,17 @@ class SamplerLoop:
         start = time.monotonic()
         settings = SamplingSettings(**{**self.settings.__dict__, "seed": seed})
         with self.watchdog.guard("generate") if self.watchdog else nullcontext():
-            outputs = self.backend.generate(prompts, settings) if prompts else []
-        gen = Generated(prompts, kept_ids, outputs, version, time.monotonic() - start, first_group)
+            outputs = self._call(prompts, settings) if prompts else []
+        gen = Generated(prompts, kept_ids, outputs, version, time.monotonic() - start, first_group,
+                        newest_version=self.follower.version)
         self._record_generation(gen)
         return gen
+
+    def _call(self, prompts: list[list[int]], settings: SamplingSettings):
+        s = self.cfg.sampler
+        if s.mode == "async" and s.swap_mid_call and self.backend.swaps_mid_call:
+            return self.backend.generate_stepped(prompts, settings, self.follower.swap_ready)
+        return self.backend.generate(prompts, settings)
 
     def _record_generation(self, gen: Generated) -> None:
         tokens = gen.num_tokens

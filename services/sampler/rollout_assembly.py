@@ -31,6 +31,8 @@ class Generated:
     generate_s: float
     first_group_id: int
     """Group ids of this call are first_group_id .. first_group_id + M - 1."""
+    newest_version: int | None = None
+    """The version served when the call ended, if a swap between engine steps changed it."""
 
     def flat(self) -> list[tuple[int, Completion]]:
         """(prompt position, completion) in sample order: prompt-major, G per prompt."""
@@ -46,6 +48,7 @@ def batch_stats(gen: Generated, rewards: np.ndarray, keep: np.ndarray) -> dict[s
     lens = np.array([len(c.token_ids) for _, c in gen.flat()], dtype=np.float64)  # (N,)
     truncated = np.array([c.finish_reason == FinishReason.LENGTH for _, c in gen.flat()])
     n = max(len(lens), 1)
+    newest = gen.policy_version if gen.newest_version is None else gen.newest_version
     return {
         "num_prompts": float(len(gen.prompts)),
         "num_samples": float(len(lens)),
@@ -59,6 +62,9 @@ def batch_stats(gen: Generated, rewards: np.ndarray, keep: np.ndarray) -> dict[s
         "completion_tokens": float(lens.sum()),
         "generate_s": gen.generate_s,
         "tokens_per_s": float(lens.sum() / gen.generate_s) if gen.generate_s > 0 else 0.0,
+        # a swap between engine steps: completions in flight then span two versions
+        "spans_versions": float(newest != gen.policy_version),
+        "policy_version_newest": float(newest),
     }
 
 

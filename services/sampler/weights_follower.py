@@ -88,6 +88,13 @@ class WeightsFollower:
         newest = max((m for _, m in entries), key=lambda m: m.version)
         return self._swap(newest) or swapped
 
+    def swap_ready(self) -> bool:
+        """Mid-call (between two engine steps): swap only to a version already received (push)
+        or fetched (prefetch); nothing is read from the store here. True when it swapped."""
+        swapped = self._swap_pushed()
+        ready = self.prefetch.take(self.version) if self.prefetch is not None else None
+        return (self._load(*ready) or swapped) if ready else swapped
+
     def _swap_pushed(self) -> bool:
         taken = self.pushed.take(self.version) if self.pushed else None
         if taken is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 
@@ -67,9 +67,20 @@ class GenerationBackend(ABC):
     loads_tensors: bool = False
     """Whether `load_tensors` is implemented (the collective push needs it)."""
 
+    swaps_mid_call: bool = False
+    """Whether `generate_stepped` calls its hook between engine steps (vLLM's in-process engine)."""
+
     @abstractmethod
     def generate(self, prompts: list[list[int]], settings: SamplingSettings) -> list[list[Completion]]:
         """For each prompt, `settings.n` completions (outer list in prompt order)."""
+
+    def generate_stepped(self, prompts: list[list[int]], settings: SamplingSettings,
+                         between_steps: Callable[[], object]) -> list[list[Completion]]:
+        """`generate`, calling `between_steps()` whenever the engine is idle between two of its
+        steps, where the hook may load a new version (`load_weights` / `load_tensors`): tokens
+        from then on come from it, attending to KV computed with the old weights. Default: a
+        backend with no steps to stop between never calls the hook."""
+        return self.generate(prompts, settings)
 
     @abstractmethod
     def load_weights(self, path: Path) -> None:

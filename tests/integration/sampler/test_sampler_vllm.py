@@ -66,6 +66,52 @@ def test_a_bfloat16_version_loads_into_the_engine(engine, tmp_path):
         backend.load_weights(model_dir)
 
 
+def test_a_version_fetched_ahead_is_swapped_in_between_engine_steps(engine, redis_client, tmp_path):
+    """Async mode's swap inside a call: the prefetched v1 goes in between two engine steps (the
+    first token still from v0, the call's completion then differs from v0's), the prefix cache
+    is reset after the call (the next call's log-probs are v1's own, within 1e-3 of a
+    transformers forward: no stale prompt KV reused). Restores the engine's first model after."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from services.sampler.backends import SamplingSettings
+    from services.sampler.weights_follower import WeightsFollower
+    from shared.run_folder import run_dir
+    from shared.weights import make_store
+    from tests.integration.sampler.harness import publish_perturbed, wait_prefetched
+
+    model_dir, backend = engine
+    cfg = sampler_config(model_dir, tmp_path / "runs", "vllm", run_id="mid")
+    greedy = SamplingSettings(n=1, temperature=0.0, max_new_tokens=12)
+    prompt = [5, 6, 7, 8]
+    follower = WeightsFollower(redis_client, "mid", make_store("fs", run_id="mid", root=run_dir(cfg) / "weights",
+                               r=redis_client), backend, tmp_path / "local")
+    follower.start_prefetch()
+    calls = []
+    try:
+        old = backend.generate([prompt], greedy)[0][0]
+        v1 = publish_perturbed(redis_client, cfg, model_dir, version=1)
+        wait_prefetched(follower, 1)
+        assert backend.swaps_mid_call
+        mixed = backend.generate_stepped([prompt], greedy, lambda: calls.append(follower.swap_ready()))[0][0]
+        assert calls[0] is True and follower.version == 1 and len(calls) >= 2
+        assert mixed.token_ids[0] == old.token_ids[0]  # the first step ran on v0
+        np.testing.assert_allclose(mixed.logprobs[0], old.logprobs[0], atol=1e-5)
+        assert mixed.token_ids.tolist() != old.token_ids.tolist()  # the rest on v1
+
+        after = backend.generate([prompt], greedy)[0][0]
+        ref = AutoModelForCausalLM.from_pretrained(v1, dtype=torch.float32).eval()
+        ids = torch.tensor([prompt + after.token_ids.tolist()])
+        with torch.no_grad():
+            logp = torch.log_softmax(ref(ids).logits[0], -1)[len(prompt) - 1 : -1]
+        want = logp.gather(-1, ids[0, len(prompt):, None])[:, 0].numpy()
+        np.testing.assert_allclose(after.logprobs, want, atol=1e-3)
+    finally:
+        follower.prefetch.close()
+        backend.load_weights(model_dir)
+
+
 def test_vllm_backend_batches_logprobs_and_hot_swap(engine, redis_client, tmp_path):
     model_dir, backend = engine
     cfg = sampler_config(model_dir, tmp_path / "runs", "vllm")

@@ -68,8 +68,9 @@ def test_async_prefetch_fetches_off_the_loop_and_refuses_corrupt(redis_client, t
     follower.start_prefetch()
     rejected = lambda: reg.get_sample_value("dashrl_sampler_weights_rejected_total", {"reason": "checksum"})  # noqa: E731
     try:
-        bad = publish_perturbed(redis_client, cfg, model_dir, version=1)
-        (bad / "model.safetensors").write_bytes(b"garbage")
+        # damaged before it is announced: the prefetch thread could otherwise fetch it intact first
+        publish_perturbed(redis_client, cfg, model_dir, version=1,
+                          damage=lambda folder: (folder / "model.safetensors").write_bytes(b"garbage"))
         wait_for(lambda: rejected() == 1, "the prefetch thread to refuse v1", 30)  # no poll: off the loop
         assert not follower.poll() and follower.version == 0
 

@@ -37,8 +37,17 @@ def test_assemble_filters_flat_groups_and_keeps_stats():
     assert stats["completion_len_mean"] == 3.5 and stats["completion_len_max"] == 5
     assert stats["truncated_fraction"] == 0.25
     assert stats["tokens_per_s"] == 7.0 and stats["score_s"] == 0.25
+    assert stats["spans_versions"] == 0.0 and stats["policy_version_newest"] == 3.0
     back = decode(encode(batch), expect=RolloutBatch)
     assert back.stats == batch.stats and back.completion_ids.tolist() == batch.completion_ids.tolist()
+
+
+def test_a_call_that_swapped_between_steps_says_so_and_keeps_the_oldest_stamp():
+    gen = make_gen()
+    gen.newest_version = 4  # v4 went in between two engine steps of this v3 call
+    batch, stats = assemble(gen, np.array([1.0, 0.0, 1.0, 1.0]), AlgoConfig(), run_id="r", sampler_id="s")
+    assert batch.policy_version == 3  # the learner's staleness rule sees the oldest
+    assert stats["spans_versions"] == 1.0 and stats["policy_version_newest"] == 4.0
 
 
 def test_threshold_zero_still_drops_zero_advantage_and_mismatch_is_refused():
