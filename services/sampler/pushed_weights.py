@@ -4,7 +4,8 @@ the push group, receive an announced version into the backend, and say when to f
 `apply_pushed` never raises for a failed push: it logs, counts
 `dashrl_weight_push_fallback_total{reason}` and returns False, and the caller then waits for
 the same version's store announcement (WeightsPublished), as a late joiner does for every
-version. Untested with vLLM here (the box has none): its backend has no `load_tensors` yet.
+version. Used by the one-shot receive of the push tests; a running sampler receives on
+`services.sampler.push_receiver`'s thread instead.
 """
 
 from __future__ import annotations

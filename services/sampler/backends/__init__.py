@@ -25,6 +25,8 @@ def make_backend(cfg: RunConfig, model_path: str | Path | None = None) -> Genera
             trust_remote_code=cfg.model.trust_remote_code,
             lora_rank=cfg.model.lora.r if cfg.model.lora else None,
             lora_serving=cfg.model.lora.vllm_serving if cfg.model.lora else "auto",
+            # the push hands tensors to the engine as Python objects: it must live in this process
+            in_process=cfg.weights.transport.kind == "broadcast",
         )
     from services.sampler.backends.hf_backend import HFBackend
 

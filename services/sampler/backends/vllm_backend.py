@@ -65,7 +65,7 @@ class VllmBackend(GenerationBackend):
     def __init__(self, model_path: str | Path, *, dtype: str = "auto", seed: int = 0, max_model_len: int,
                  enforce_eager: bool = True, gpu_memory_utilization: float = 0.85,
                  trust_remote_code: bool = False, lora_rank: int | None = None,
-                 lora_serving: str = "auto") -> None:
+                 lora_serving: str = "auto", in_process: bool = False) -> None:
         self.on_gpu = _cuda_available()
         self.base_path = Path(model_path)
         # a LoRA run: adapters through vLLM's LoRA support, or merged into a whole folder (model.lora.vllm_serving)
@@ -93,6 +93,8 @@ class VllmBackend(GenerationBackend):
         self.engine_args["worker_extension_cls"] = WORKER_EXTENSION
         if self.on_gpu:
             self.engine_args["gpu_memory_utilization"] = gpu_memory_utilization
+        if in_process:  # `weights.transport: broadcast` on a GPU box too (an explicit "1" still wins)
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         if lora_rank is not None and not self.lora_merge:  # served as vLLM LoRA adapters on the base
             self.engine_args.update(enable_lora=True, max_loras=1, max_lora_rank=vllm_lora_rank(lora_rank))
         self.lora = None  # the LoRARequest every call runs under (None: the loaded weights alone)

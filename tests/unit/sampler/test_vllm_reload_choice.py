@@ -62,3 +62,22 @@ def test_misfit_refused_before_the_engine_is_touched(tmp_path, monkeypatch):
     with pytest.raises(IncompatibleWeights):
         b.load_weights(build_tiny_model(tmp_path / "wide", hidden_size=96, num_heads=3))
     assert b.llm is first and first.calls == [] and not first.closed
+
+
+@pytest.mark.parametrize("push", [False, True])
+def test_the_push_keeps_a_gpu_engine_in_process(tmp_path, monkeypatch, push):
+    """On a GPU box vLLM's engine runs in its own process, where pushed tensors cannot reach it;
+    with `weights.transport: broadcast` the backend keeps it in the sampler's process, so the
+    sampler can take a seat and load pushed versions (and swap between engine steps)."""
+    from services.sampler.backends import make_backend, vllm_backend
+    from shared.config import RunConfig
+
+    monkeypatch.setattr(vllm_backend, "_cuda_available", lambda: True)
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "unset")  # restored after the test...
+    monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING")  # ...which starts without it
+    monkeypatch.setattr(VllmBackend, "_build", lambda self, path: FakeLLM(path))
+    model = build_tiny_model(tmp_path / "m")
+    transport = {"kind": "broadcast", "port": 29600} if push else {"kind": "store"}
+    cfg = RunConfig.model_validate({"model": {"path": str(model)}, "weights": {"transport": transport}})
+    backend = make_backend(cfg)
+    assert backend.loads_tensors is push and backend.swaps_mid_call is push
