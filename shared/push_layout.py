@@ -122,11 +122,14 @@ class SendRing:
         self.device = device
         self.buffers: list[torch.Tensor] = []
 
+    def reserve(self, buckets: Sequence[Bucket]) -> None:
+        """Room for the largest bucket, before any is packed (never reallocated mid-push)."""
+        need = max((b.nbytes for b in buckets), default=0)
+        if not self.buffers or self.buffers[0].numel() < need:
+            self.buffers = [torch.empty(need, dtype=torch.uint8, device=self.device) for _ in range(2)]
+
     def buffer(self, k: int, bucket: Bucket) -> torch.Tensor:
         """Bucket k's flat typed buffer (the caller has waited for bucket k-2's send)."""
-        if len(self.buffers) < 2 or self.buffers[0].numel() < bucket.nbytes:
-            size = max(bucket.nbytes, self.buffers[0].numel() if self.buffers else 0)
-            self.buffers = [torch.empty(size, dtype=torch.uint8, device=self.device) for _ in range(2)]
         return self.buffers[k % 2][: bucket.nbytes].view(DTYPES[bucket.dtype])
 
     @staticmethod

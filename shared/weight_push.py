@@ -141,6 +141,7 @@ def push_version(group: PushGroup, named: list[tuple[str, torch.Tensor]], versio
     group.broadcast(torch.tensor([version, manifest.numel()], dtype=torch.int64, device=group.device))
     group.broadcast(manifest.to(group.device))
     buckets = layout(specs, bucket_bytes)
+    group.ring.reserve(buckets)
     works: list = []
     for k, bucket in enumerate(buckets):
         if k >= 2:

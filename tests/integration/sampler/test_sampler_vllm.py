@@ -25,6 +25,18 @@ def engine(tmp_path_factory):
     backend.close()
 
 
+def _forward_logprobs(folder, prompt: list[int], completion):
+    """The completion's log-probs under a transformers float32 forward of `folder`."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    ref = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    ids = torch.tensor([prompt + completion.token_ids.tolist()])
+    with torch.no_grad():
+        logp = torch.log_softmax(ref(ids).logits[0], -1)[len(prompt) - 1 : -1]
+    return logp.gather(-1, ids[0, len(prompt):, None])[:, 0].numpy()
+
+
 def test_misfit_weights_are_refused_and_the_old_policy_keeps_serving(engine, tmp_path):
     # Runs first: the end-to-end test below closes the engine when its loop shuts down.
     from services.sampler.backends import IncompatibleWeights, SamplingSettings
@@ -43,7 +55,6 @@ def test_a_bfloat16_version_loads_into_the_engine(engine, tmp_path):
     into the float32 engine: it then serves exactly the bfloat16-rounded weights (log-probs equal
     a transformers forward over them within 1e-3). Restores the engine's first model after."""
     import numpy as np
-    import torch
     from transformers import AutoModelForCausalLM
 
     from services.sampler.backends import SamplingSettings
@@ -56,12 +67,7 @@ def test_a_bfloat16_version_loads_into_the_engine(engine, tmp_path):
     try:
         backend.load_weights(Path(msg.location))
         c = backend.generate([prompt], SamplingSettings(n=1, temperature=0.0, max_new_tokens=8))[0][0]
-        ref = AutoModelForCausalLM.from_pretrained(msg.location, dtype=torch.float32).eval()
-        ids = torch.tensor([prompt + c.token_ids.tolist()])
-        with torch.no_grad():
-            logp = torch.log_softmax(ref(ids).logits[0], -1)[len(prompt) - 1 : -1]
-        want = logp.gather(-1, ids[0, len(prompt):, None])[:, 0].numpy()
-        np.testing.assert_allclose(c.logprobs, want, atol=1e-3)
+        np.testing.assert_allclose(c.logprobs, _forward_logprobs(msg.location, prompt, c), atol=1e-3)
     finally:
         backend.load_weights(model_dir)
 
@@ -72,8 +78,6 @@ def test_a_version_fetched_ahead_is_swapped_in_between_engine_steps(engine, redi
     is reset after the call (the next call's log-probs are v1's own, within 1e-3 of a
     transformers forward: no stale prompt KV reused). Restores the engine's first model after."""
     import numpy as np
-    import torch
-    from transformers import AutoModelForCausalLM
 
     from services.sampler.backends import SamplingSettings
     from services.sampler.weights_follower import WeightsFollower
@@ -101,12 +105,7 @@ def test_a_version_fetched_ahead_is_swapped_in_between_engine_steps(engine, redi
         assert mixed.token_ids.tolist() != old.token_ids.tolist()  # the rest on v1
 
         after = backend.generate([prompt], greedy)[0][0]
-        ref = AutoModelForCausalLM.from_pretrained(v1, dtype=torch.float32).eval()
-        ids = torch.tensor([prompt + after.token_ids.tolist()])
-        with torch.no_grad():
-            logp = torch.log_softmax(ref(ids).logits[0], -1)[len(prompt) - 1 : -1]
-        want = logp.gather(-1, ids[0, len(prompt):, None])[:, 0].numpy()
-        np.testing.assert_allclose(after.logprobs, want, atol=1e-3)
+        np.testing.assert_allclose(after.logprobs, _forward_logprobs(v1, prompt, after), atol=1e-3)
     finally:
         follower.prefetch.close()
         backend.load_weights(model_dir)

@@ -144,6 +144,7 @@ def test_receiver_views_sum_in_place_and_match_the_sender():
     named = [(f"t{i}", torch.randn(n).to(torch.bfloat16)) for i, n in enumerate((3, 17, 1, 64, 5))]
     specs = specs_of(named)
     ring, got = SendRing(torch.device("cpu")), {}
+    ring.reserve(layout(specs, 64))
     for k, bucket in enumerate(layout(specs, 64)):
         flat = ring.buffer(k, bucket)
         SendRing.pack(flat, bucket, named)
