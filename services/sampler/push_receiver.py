@@ -7,9 +7,9 @@ buffers, and keeps the newest verified one; the weights follower takes it betwee
 (`take`) and says when it has loaded it (`release`). Two receive slots, each reused from version
 to version (fresh buffers cost more in page faults than the wire, `shared.push_layout`): a
 version lands in a slot that is neither being loaded nor holding the ready version, unless the
-ready one must give way (a newer one supersedes it). A failed receive is logged and counted (`apply`-side reasons of
-`dashrl_weight_push_fallback_total`) and that version comes from the store; after a broken
-generation the thread takes a seat in the next one the learner forms.
+ready one must give way (a newer one supersedes it). A failed receive is logged and counted
+(`apply`-side reasons of `dashrl_weight_push_fallback_total`) and that version comes from the
+store; after a broken generation the thread takes a seat in the next one the learner forms.
 """
 
 from __future__ import annotations

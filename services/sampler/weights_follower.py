@@ -79,8 +79,7 @@ class WeightsFollower:
         version is then older than ours and skipped."""
         swapped = self._swap_pushed()
         if self.prefetch is not None:
-            ready = self.prefetch.take(self.version, 0.0 if swapped else block_ms / 1000)
-            return (self._load(*ready) or swapped) if ready else swapped
+            return self._swap_prefetched(0.0 if swapped else block_ms / 1000) or swapped
         entries = self.broadcast.read_after(self.last_id, block_ms=0 if swapped else block_ms)
         if not entries:
             return swapped
@@ -92,8 +91,11 @@ class WeightsFollower:
         """Mid-call (between two engine steps): swap only to a version already received (push)
         or fetched (prefetch); nothing is read from the store here. True when it swapped."""
         swapped = self._swap_pushed()
-        ready = self.prefetch.take(self.version) if self.prefetch is not None else None
-        return (self._load(*ready) or swapped) if ready else swapped
+        return self._swap_prefetched(0.0) or swapped
+
+    def _swap_prefetched(self, wait_s: float) -> bool:
+        ready = self.prefetch.take(self.version, wait_s) if self.prefetch is not None else None
+        return self._load(*ready) if ready else False
 
     def _swap_pushed(self) -> bool:
         taken = self.pushed.take(self.version) if self.pushed else None

@@ -129,7 +129,7 @@ class VllmBackend(GenerationBackend):
 
         outs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], self._params(settings),
                                  use_tqdm=False, lora_request=self.lora)
-        return [[self._completion(c, settings) for c in sorted(o.outputs, key=lambda c: c.index)] for o in outs]
+        return self._completions(outs, settings)
 
     def generate_stepped(self, prompts: list[list[int]], settings: SamplingSettings,
                          between_steps) -> list[list[Completion]]:
@@ -156,7 +156,10 @@ class VllmBackend(GenerationBackend):
             if self._reset_after_call:
                 self._reset_after_call = False
                 self.llm.reset_prefix_cache()
-        outs = sorted(done, key=lambda o: int(o.request_id))
+        return self._completions(sorted(done, key=lambda o: int(o.request_id)), settings)  # LLM.generate's order
+
+    def _completions(self, outs, settings: SamplingSettings) -> list[list[Completion]]:
+        """Per request (prompt order), its `n` completions in sample order."""
         return [[self._completion(c, settings) for c in sorted(o.outputs, key=lambda c: c.index)] for o in outs]
 
     def _reset_prefix_cache(self) -> None:
