@@ -112,7 +112,9 @@ class Trainer:
         stats.clip_fraction = sums.fraction(sums.clipped_tokens)
         stats.ratio_mean = sums.fraction(sums.ratio_sum)
         stats.truncated_fraction = sums.fraction(sums.truncated_tokens)
-        stats.completion_tokens = int(sums.completion_tokens / n)
+        # Each sample's tokens were summed once per pass over it: K times under multi, once under mini.
+        passes = sum(len(idx) for idx in groups) / max(1, len(samples))
+        stats.completion_tokens = int(round(sums.completion_tokens / passes))
         stats.updates = n
         return stats
 

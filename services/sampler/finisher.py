@@ -115,7 +115,8 @@ class BatchFinisher:
         if self.calls_log is None:
             return
         line = {"time": time.time(), "policy_version": batch.policy_version, "pushed": pushed, "push_s": push_s,
-                **{k: stats[k] for k in ("generate_s", "score_s", "num_samples", "num_kept", "reward_mean")}}
+                **{k: stats[k] for k in ("generate_s", "score_s", "num_samples", "num_kept", "reward_mean")},
+                "completion_len_mean": stats.get("completion_len_mean")}  # over every sample generated
         with open(self.calls_log, "a") as f:
             f.write(json.dumps(line) + "\n")
 

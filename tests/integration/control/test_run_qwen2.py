@@ -40,5 +40,6 @@ def test_dashrl_run_on_a_tied_qwen2_with_vllm(tmp_path):
     assert sampler_log.count("starting engine") == 1, "an engine was rebuilt for a new version"
     calls = [json.loads(line) for line in (folder / "sampler-0.jsonl").read_text().splitlines()]
     assert max(c["policy_version"] for c in calls) >= 1  # samples from a reloaded version
+    assert all(0 < c["completion_len_mean"] <= 16 for c in calls)  # generated, before filtering
     evals = [json.loads(line) for line in (folder / "eval.jsonl").read_text().splitlines()]
     assert evals and evals[0]["version"] == 0

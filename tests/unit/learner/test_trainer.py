@@ -57,6 +57,17 @@ def test_ppo_modes_run_k_updates(model_dir, ppo, updates):
     assert stats.tokens_processed == (stats.tokens if ppo != "multi" else 3 * stats.tokens)
 
 
+@pytest.mark.parametrize("ppo", ["none", "multi", "mini"])
+def test_completion_tokens_count_each_sample_once(model_dir, ppo):
+    """A step's completion tokens are its batch's, however many updates it ran (no top-k, so
+    no token is left out of the loss as outside the sampler's set)."""
+    cfg = RunConfig.model_validate({"model": {"path": str(model_dir)}, "sampler": {"top_k": -1},
+                                    "learner": {"lr": 1e-2, "train_batch_size": 6, "micro_batch_size": 2},
+                                    "algo": {"ppo": ppo, "ppo_epochs": 3} if ppo != "none" else {}})
+    tr = Trainer(AutoModelForCausalLM.from_pretrained(model_dir).train(), cfg, placement(cfg.model, cfg.learner))
+    assert tr.train_step(_samples(), step=1).completion_tokens == sum(len(s.completion_ids) for s in _samples())
+
+
 def test_kl_term_loads_and_uses_reference(model_dir):
     from services.learner.model import load_reference
 
