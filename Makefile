@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.dashrl-installed
 
-.PHONY: venv demo test test-fast bench bench-transport bench-load bench-compare clean
+.PHONY: venv demo test test-fast bench bench-transport bench-load bench-compare bench-findings clean
 
 venv: $(STAMP)
 
@@ -45,6 +45,11 @@ bench-load: venv
 # DASH vs GRPO vs TRL on the demo task, one seed (over an hour on 2 cores; TRL in .venv-trl).
 bench-compare: venv
 	$(PY) -m benchmarks.compare --target 0.40 --also-target 0.35 --time-limit 600 --write-doc
+
+# The paper's findings (SFT vs RL, PPO-Multi/Mini, KL, timing) over 3 seeds into docs/findings.md:
+# hours on 2 cores; resumable (rows are kept in runs/findings/results.json, rerun to continue).
+bench-findings: venv
+	$(PY) -m benchmarks.findings --seeds 0,1,2 --write-doc
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

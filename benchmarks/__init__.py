@@ -5,6 +5,7 @@ that a doc quotes with the machine, date, command and load average.
 | module | measures |
 |---|---|
 | `benchmarks.compare` | DASH vs GRPO vs TRL to a target accuracy (`benchmarks/compare/`) |
+| `benchmarks.findings` | the paper's findings over seeds: SFT vs RL, PPO-Multi/Mini, KL, timing (docs/findings.md) |
 | `benchmarks.transport` | protocol codec, stream round trips, `redis-benchmark` |
 | `benchmarks.load` | many simulated samplers against one consumer |
 | `benchmarks.sampler`, `benchmarks.learner` | generation and training throughput |
