@@ -25,9 +25,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-RECIPE_VERSION = 2  # 2: SFT rows exclude the run's held-out questions
+# 2: SFT rows exclude the run's held-out questions; 3: SFT until a check split's target;
+# 4: the check split asks only questions no SFT row asks (it measures adding, not recall)
+RECIPE_VERSION = 4
 MARKER = "dashrl-demo-policy.json"
-SPLIT_SEEDS = {"sft": 1, "rl": 2, "eval": 3}  # disjoint generator seeds per use
+# reasoning-gym draws item i of a dataset seeded s from Random(s + i), so datasets whose seeds
+# differ by less than their size share problems: the SFT rows (seed 1 + 1000k) are mostly the
+# run's training prompts (seed k), shifted by 1 + 999k items. "unseen" starts far from all of them.
+SPLIT_SEEDS = {"sft": 1, "rl": 2, "eval": 3, "check": 4, "unseen": 10**7}
+UNSEEN_DRAWS = 5000  # about 1 in 5 is a question neither SFT nor the held-out split asks
 
 
 @dataclass(frozen=True)
@@ -35,16 +41,29 @@ class DemoRecipe:
     """Everything that decides the starting policy (hashed into the cache key).
 
     Defaults: the calibrated demo (docs/demo.md): two-term additions of numbers 0-100, a
-    1.1M-parameter Llama (hidden 128, 4 layers, 4 heads of 32), 600 SFT steps at lr 1e-3 —
-    about 22% greedy on the unseen held-out questions but right within 8 samples on about half:
-    short of the phase change (~700-1000 steps) where SFT alone learns the addition algorithm."""
+    1.1M-parameter Llama (hidden 128, 4 layers, 4 heads of 32), SFT at lr 1e-3 until greedy
+    accuracy on a check split of questions that neither SFT nor the held-out split asks reaches
+    `sft_until` (checked every `check_every` steps, between `sft_min_steps` and `sft_steps`):
+    where SFT alone is well into learning the addition algorithm (the phase change). A fixed
+    step count, or a check on training problems (which SFT has seen, so it rewards recall),
+    lands on either side of it depending on the seed (docs/notes.md, "A start by measure");
+    `sft_until: None` trains exactly `sft_steps`."""
 
     task: str = "basic_arithmetic"
     params: dict = field(default_factory=lambda: dict(
         min_terms=2, max_terms=2, min_digits=1, max_digits=2, operators="+",
         allow_parentheses=False, allow_negation=False))
     sft_rows: int = 20000
-    sft_steps: int = 600
+    sft_steps: int = 1500
+    """The most SFT steps (with `sft_until: None`, exactly this many)."""
+    sft_until: float | None = 0.30
+    """Stop SFT at the first check where the check split's greedy accuracy is at least this."""
+    sft_min_steps: int = 300
+    check_every: int = 50
+    check_size: int = 400
+    check_unseen: bool = True
+    """True: the check asks fresh questions that are neither SFT rows nor held out; False (recipe
+    3): training problems, mostly SFT rows. Never the held-out questions."""
     sft_lr: float = 1e-3
     sft_batch: int = 32
     hidden: int = 128
@@ -130,45 +149,95 @@ def sft_entries(recipe: DemoRecipe, held_questions: set[str]) -> list[dict]:
     return [e for e in make_dataset(recipe, "sft", recipe.sft_rows) if e["question"] not in held_questions]
 
 
-def _build(out: Path, recipe: DemoRecipe, log: Callable[[str], None]) -> dict:
+def check_split(recipe: DemoRecipe, train: list, sft_questions: set[str], held_questions: set[str]) -> list:
+    """The check split, never the held-out questions: deciding when to stop SFT by the held-out
+    split would tune the start on the questions the run is scored on. By default `check_size`
+    of the run's training problems (mostly SFT rows too); with `check_unseen`, fresh problems
+    whose question is neither an SFT row nor held out, so that, like the held-out split, the
+    check asks for adding rather than recall."""
+    import random
+
+    from shared.tasks import Problem
+
+    if not recipe.check_unseen:
+        return random.Random(SPLIT_SEEDS["check"] + 1000 * recipe.seed).sample(train, min(recipe.check_size, len(train)))
+    fresh = (e for e in make_dataset(recipe, "unseen", UNSEEN_DRAWS)
+             if e["question"] not in sft_questions and e["question"] not in held_questions)
+    return [Problem(i, e["question"], str(e["answer"]), dict(e)) for i, e in zip(range(recipe.check_size), fresh)]
+
+
+def sft_stop(recipe: DemoRecipe, score: Callable[[], float], log: Callable[[str], None], seen: list):
+    """`train_sft`'s stop hook: after `sft_min_steps`, stop once `score()` (the check split's
+    greedy accuracy) reaches `sft_until`. Each check is appended to `seen` as (step, accuracy)."""
+    def stop(step: int) -> bool:
+        if recipe.sft_until is None or step < recipe.sft_min_steps:
+            return False
+        acc = score()
+        seen.append((step, acc))
+        log(f"demo policy: SFT step {step}, check split greedy accuracy {acc:.3f} (target {recipe.sft_until:.2f})")
+        return acc >= recipe.sft_until
+    return stop
+
+
+def prepare(recipe: DemoRecipe) -> dict:
+    """Everything a build trains and checks with, before SFT: the run's task split, the SFT rows,
+    the tokenizer and renderer, the fresh model, the verifier and the check split."""
     import torch
 
-    from services.sft.evaluate import accuracy, reasoning_gym_verifier
-    from services.sft.sft import SftSettings, save_model, train_sft
-    from services.sft.sft_data import encode_row, write_rows
+    from services.sft.evaluate import reasoning_gym_verifier
     from services.sft.tiny_llama import TinyLlamaShape, new_model, train_tokenizer
     from shared.config import ReasoningGymTask
     from shared.tasks import Problem, PromptRenderer, reference_completion
 
     torch.manual_seed(recipe.seed)
-    held = run_task(recipe).eval
-    entries = sft_entries(recipe, {p.question for p in held})
+    task = run_task(recipe)
+    entries = sft_entries(recipe, {p.question for p in task.eval})
     if not entries:
         raise ValueError("demo policy: every SFT problem is a held-out question; widen the task")
-    log(f"demo policy: {len(entries)} SFT rows ({recipe.sft_rows - len(entries)} dropped: held-out questions)")
     src = ReasoningGymTask(name=recipe.task, size=recipe.run_size, params=dict(recipe.params))
     problems = [Problem(i, e["question"], str(e["answer"])) for i, e in enumerate(entries)]
     rows = [{"prompt": p.question, "completion": reference_completion(p, src)} for p in problems]
-    out.mkdir(parents=True)
-    write_rows(out / "sft.jsonl", rows)
     # Trained on the raw problem text of SFT rows; the answer tags are added to it as whole tokens.
     tokenizer = train_tokenizer((e["question"] + " " + e["answer"] for e in entries[:5000]), recipe.vocab)
-    renderer = PromptRenderer(tokenizer, "")  # the run's rendering (chat template, no system prompt)
     shape = TinyLlamaShape(recipe.hidden, recipe.layers, recipe.heads, recipe.intermediate)
-    model = new_model(tokenizer, shape, seed=recipe.seed)
+    return dict(task=task, rows=rows, dropped=recipe.sft_rows - len(entries), tokenizer=tokenizer,
+                renderer=PromptRenderer(tokenizer, ""),  # the run's rendering (chat template, no system prompt)
+                model=new_model(tokenizer, shape, seed=recipe.seed), held=task.eval,
+                verify=reasoning_gym_verifier(recipe.task, dict(recipe.params)),
+                check=check_split(recipe, task.train, {r["prompt"] for r in rows}, {p.question for p in task.eval}))
+
+
+def sft_settings(recipe: DemoRecipe):
+    from services.sft.sft import SftSettings
+
+    return SftSettings(lr=recipe.sft_lr, batch_size=recipe.sft_batch, max_steps=recipe.sft_steps,
+                       warmup_steps=min(20, recipe.sft_steps // 5), schedule="constant",
+                       seed=recipe.seed, log_every=max(1, recipe.sft_steps // 5))
+
+
+def _build(out: Path, recipe: DemoRecipe, log: Callable[[str], None]) -> dict:
+    from services.sft.evaluate import accuracy
+    from services.sft.sft import save_model, train_sft
+    from services.sft.sft_data import encode_row, write_rows
+
+    b = prepare(recipe)
+    model, renderer, rows = b["model"], b["renderer"], b["rows"]
+    log(f"demo policy: {len(rows)} SFT rows ({b['dropped']} dropped: held-out questions)")
+    out.mkdir(parents=True)
+    write_rows(out / "sft.jsonl", rows)
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"demo policy: {n_params / 1e6:.2f}M-param Llama, vocab {len(tokenizer)}, "
-        f"SFT {recipe.sft_steps} steps x {recipe.sft_batch} on {recipe.task}")
-    examples = [encode_row(renderer, r) for r in rows]
-    settings = SftSettings(lr=recipe.sft_lr, batch_size=recipe.sft_batch, max_steps=recipe.sft_steps,
-                           warmup_steps=min(20, recipe.sft_steps // 5), schedule="constant",
-                           seed=recipe.seed, log_every=max(1, recipe.sft_steps // 5))
-    losses = train_sft(model, tokenizer, examples, settings, log=log)
-    save_model(model, tokenizer, out)
-    start = accuracy(model, renderer, held, reasoning_gym_verifier(recipe.task, dict(recipe.params)))
+    log(f"demo policy: {n_params / 1e6:.2f}M-param Llama, vocab {len(b['tokenizer'])}, SFT up to {recipe.sft_steps} "
+        f"steps x {recipe.sft_batch} on {recipe.task}, until the check split reaches {recipe.sft_until}")
+    checks: list[tuple[int, float]] = []
+    stop = sft_stop(recipe, lambda: accuracy(model, renderer, b["check"], b["verify"]), log, checks)
+    losses = train_sft(model, b["tokenizer"], [encode_row(renderer, r) for r in rows], sft_settings(recipe),
+                       log=log, stop=stop, check_every=recipe.check_every)
+    save_model(model, b["tokenizer"], out)
+    start = accuracy(model, renderer, b["held"], b["verify"])
     return dict(recipe_hash=recipe.digest(), recipe_version=RECIPE_VERSION, recipe=asdict(recipe),
-                params=n_params, sft_final_loss=round(losses[-1], 4), start_accuracy=start,
-                eval_size=len(held), sft_rows_used=len(rows))
+                params=n_params, sft_final_loss=round(losses[-1], 4), sft_steps_run=len(losses),
+                check_accuracy=checks[-1][1] if checks else None, checks=checks, start_accuracy=start,
+                eval_size=len(b["held"]), sft_rows_used=len(rows))
 
 
 def recipe_for(cfg) -> DemoRecipe:

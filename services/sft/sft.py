@@ -71,8 +71,11 @@ def batches(examples: list[SftExample], batch_size: int, steps: int, seed: int):
 
 
 def train_sft(model, tokenizer, examples: list[SftExample], s: SftSettings,
-              log: Callable[[str], None] = print) -> list[float]:
-    """Train `model` in place; returns the loss of every step."""
+              log: Callable[[str], None] = print,
+              stop: Callable[[int], bool] | None = None, check_every: int = 50) -> list[float]:
+    """Train `model` in place; returns the loss of every step. `stop(steps_done)`, when given, is
+    asked every `check_every` steps (the model in eval mode meanwhile) and ends training early
+    when it says so; the lr schedule still runs over `max_steps`."""
     import torch
 
     torch.manual_seed(s.seed)
@@ -95,6 +98,11 @@ def train_sft(model, tokenizer, examples: list[SftExample], s: SftSettings,
             dt = time.monotonic() - t0
             log(f"sft step {step + 1}/{steps} loss {losses[-1]:.4f} lr {lr_at(step, steps, s):.2e} "
                 f"{tokens / dt:.0f} tok/s {dt:.1f}s")
+        if stop is not None and (step + 1) % check_every == 0 and step + 1 < steps:
+            model.eval()
+            if stop(step + 1):
+                break
+            model.train()
     model.eval()
     return losses
 

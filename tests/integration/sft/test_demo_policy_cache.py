@@ -7,7 +7,7 @@ from dataclasses import replace
 from services.sft.demo_policy import MARKER, DemoRecipe, build_demo_policy, held_out_of
 
 SMALL = DemoRecipe(sft_rows=300, sft_steps=8, sft_batch=8, hidden=64, layers=1, heads=2, intermediate=128,
-                   run_size=300, eval_size=40)
+                   run_size=300, eval_size=40, sft_until=None)
 
 
 def test_built_once_then_reused_then_rebuilt_on_a_new_recipe(tmp_path):
@@ -46,3 +46,15 @@ def test_sft_rows_use_the_samplers_prompt_and_answer_format(tmp_path):
     assert json.loads((folder / MARKER).read_text())["eval_size"] == len(held) == 40
     assert tok.apply_chat_template([{"role": "user", "content": rows[0]["prompt"]}], add_generation_prompt=True,
                                    tokenize=False).endswith("<|assistant|>")
+
+
+def test_sft_stops_once_the_check_split_reaches_the_target(tmp_path):
+    """A target of 0 is met at the first check after the minimum: SFT stops there, not at sft_steps,
+    and the marker says where and on what check accuracy."""
+    recipe = replace(SMALL, sft_steps=12, sft_until=0.0, sft_min_steps=4, check_every=2, check_size=10)
+    logs: list[str] = []
+    folder = build_demo_policy(tmp_path, recipe=recipe, log=logs.append)
+    marker = json.loads((folder / MARKER).read_text())
+    assert marker["sft_steps_run"] == 4 and len(marker["checks"]) == 1 and marker["checks"][0][0] == 4
+    assert marker["check_accuracy"] == marker["checks"][0][1]
+    assert any("check split greedy accuracy" in line for line in logs)

@@ -73,3 +73,62 @@ def test_recipe_refuses_a_system_prompt_the_demo_policy_was_not_trained_with():
     cfg = load_config("configs/demo-cpu.yaml", ["task.system_prompt=null"])  # reasoning-gym's default
     with pytest.raises(ConfigError, match="task.system_prompt"):
         recipe_for(cfg)
+
+
+def _split(r):
+    from services.sft.demo_policy import run_task, sft_entries
+
+    task = run_task(r)
+    held = {p.question for p in task.eval}
+    return task, {e["question"] for e in sft_entries(r, held)}, held
+
+
+def test_mixed_check_split_is_training_side_and_fixed_by_the_seed():
+    from services.sft.demo_policy import check_split
+
+    r = DemoRecipe(run_size=600, eval_size=40, check_size=50, check_unseen=False, sft_rows=600)
+    task, sft, held = _split(r)
+    check = check_split(r, task.train, sft, held)
+    assert len(check) == 50 and all(p in task.train for p in check)
+    assert {p.question for p in check}.isdisjoint(held)
+    assert [p.question for p in check_split(r, task.train, sft, held)] == [p.question for p in check]
+    other = replace(r, seed=1)
+    task1, sft1, held1 = _split(other)
+    assert [p.question for p in check_split(other, task1.train, sft1, held1)] != [p.question for p in check]
+
+
+def test_unseen_check_split_asks_no_sft_row_and_no_held_out_question():
+    """The default check: fresh problems, none of them an SFT row's or a held-out question, so it
+    measures adding, as the held-out split does, not recall of SFT rows."""
+    from services.sft.demo_policy import check_split
+
+    r = DemoRecipe(run_size=2000, eval_size=200, check_size=100, sft_rows=2000)
+    assert r.check_unseen
+    task, sft, held = _split(r)
+    check = check_split(r, task.train, sft, held)
+    questions = [p.question for p in check]
+    assert len(check) == 100 and len(set(questions)) > 90
+    assert set(questions).isdisjoint(sft) and set(questions).isdisjoint(held)
+    assert all(p.entry["answer"] == p.answer for p in check)  # the verifier scores against the entry
+    assert [p.question for p in check_split(r, task.train, sft, held)] == questions
+
+
+def test_sft_stops_at_the_first_check_on_target_after_the_minimum():
+    from services.sft.demo_policy import sft_stop
+
+    scores = iter([0.30, 0.44, 0.46, 0.90])
+    seen: list = []
+    stop = sft_stop(DemoRecipe(sft_until=0.45, sft_min_steps=300), lambda: next(scores), lambda m: None, seen)
+    assert [stop(s) for s in (100, 250, 300, 350, 400)] == [False, False, False, False, True]
+    assert seen == [(300, 0.30), (350, 0.44), (400, 0.46)]  # no check (no eval) before the minimum
+
+
+def test_without_a_target_sft_runs_its_steps_and_never_evaluates():
+    from services.sft.demo_policy import sft_stop
+
+    def score():
+        raise AssertionError("no check without sft_until")
+
+    stop = sft_stop(DemoRecipe(sft_until=None), score, lambda m: None, [])
+    assert not any(stop(s) for s in range(0, 2000, 50))
+    assert DemoRecipe(sft_until=None).digest() != DemoRecipe().digest()
