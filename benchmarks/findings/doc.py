@@ -147,7 +147,10 @@ def provenance(rows: list[dict]) -> list[str]:
     finished = sorted(r.get("finished", "?") for r in rows)
     loads = [r["load_before"][0] for r in rows if r.get("load_before")]
     commands = sorted({r.get("command", "?") for r in rows})
+    versions = sorted({str(r["recipe_version"]) for r in rows if r.get("recipe_version") is not None})
     out = [f"- Machine: {'; '.join(machines)}.",
+           f"- Start policies: demo recipe version {', '.join(versions) or 'not recorded'} "
+           "(`services/sft/demo_policy.py`, `RECIPE_VERSION`; docs/demo.md).",
            f"- Runs finished {finished[0]} to {finished[-1]} ({len(rows)} rows, probes included).",
            f"- Load average (1 min) when a run started: {min(loads):.2f} to {max(loads):.2f}." if loads else
            "- Load average: not recorded.",

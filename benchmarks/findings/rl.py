@@ -35,7 +35,7 @@ def recipe_hashes(config: str, seeds: list[int]) -> dict[int, str]:
 
 def start_policy(out: Path, config: str, seed: int) -> tuple[Path, dict]:
     """The seed's start policy folder (built on first use; minutes on 2 cores) and what its row
-    records of it: the recipe hash and the start accuracy the build measured."""
+    records of it: the recipe hash and version and the start accuracy the build measured."""
     from services.sft.demo_policy import build_demo_policy, read_marker, recipe_for
     from shared.configio import load_config
 
@@ -43,7 +43,7 @@ def start_policy(out: Path, config: str, seed: int) -> tuple[Path, dict]:
     folder = build_demo_policy(out / "policies" / f"seed{seed}", recipe=recipe_for(cfg),
                                log=lambda m: print(m, flush=True))
     marker = read_marker(folder) or {}
-    return folder.resolve(), {"recipe_hash": marker.get("recipe_hash"),
+    return folder.resolve(), {"recipe_hash": marker.get("recipe_hash"), "recipe_version": marker.get("recipe_version"),
                               "policy_start_accuracy": marker.get("start_accuracy")}
 
 

@@ -15,7 +15,7 @@ def run(entry, seed, end, steps=1000, training_s=600.0, **extra):
     return {"entry": entry, "seed": seed, "steps": steps, "kind": "run", "training_s": training_s,
             "steps_done": 1000, "samples": 64000, "start_accuracy": 0.2, "curve": curve,
             "machine": "2 x Test CPU", "command": ".venv/bin/python -m benchmarks.findings --seeds 0,1,2",
-            "finished": f"2026-12-0{seed + 1} 10:00 UTC", "load_before": [1.5, 1.0, 1.0], **extra}
+            "finished": f"2026-12-0{seed + 1} 10:00 UTC", "load_before": [1.5, 1.0, 1.0], "recipe_version": 4, **extra}
 
 
 @pytest.fixture
@@ -76,6 +76,7 @@ def test_entries_not_run_say_so_and_tables_show_seeds(results, tmp_path):
     assert "- Machine: 2 x Test CPU." in text and "2026-12-01 10:00 UTC to 2026-12-03 10:00 UTC" in text
     assert "      .venv/bin/python -m benchmarks.findings --seeds 0,1,2" in text
     assert "`algo.normalize_by: kept`" in text
+    assert "- Start policies: demo recipe version 4 (" in text
 
 
 def test_write_doc_draws_a_plot_per_finding_run(results, tmp_path):
