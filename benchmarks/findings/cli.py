@@ -21,7 +21,8 @@ from benchmarks.findings import entries as E
 from benchmarks.findings.doc import DocContext, write_doc
 from benchmarks.findings.rl import recipe_hashes, rl_row, start_policy
 from benchmarks.findings.stats import steps_for_clock
-from benchmarks.findings.store import current, find, load_rows, plan, save_rows, seconds_per_step, upsert
+from benchmarks.findings.store import (current, find, load_rows, plan, save_rows, seconds_per_step,
+                                       seconds_per_step_on, upsert)
 from shared.configio import load_config
 
 
@@ -81,9 +82,11 @@ def dash_budget(rows: list[dict], entry: str, seed: int, args: argparse.Namespac
     if entry == "sft-samples":
         n = max(1, round(dash["samples"] / 32))
         return n, {"rule": f"dash's {dash['samples']} samples / 32 = {n} steps", "dash_training_s": t}
-    per = seconds_per_step(rows, entry)
+    scaled = entry not in E.SFT and seconds_per_step_on(rows, entry, dash)
+    per = scaled or seconds_per_step(rows, entry)
     n = steps_for_clock(t, per)
-    return n, {"rule": f"dash's {t:.0f} s / {per:.3f} s per step = {n} steps", "dash_training_s": t,
+    how = " (this seed's dash s / step x the entry's median ratio to dash)" if scaled else ""
+    return n, {"rule": f"dash's {t:.0f} s / {per:.3f} s per step{how} = {n} steps", "dash_training_s": t,
                "s_per_step": per}
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from benchmarks.findings import stats
 from benchmarks.findings.claims import FINDINGS, METRICS, Comparison, Finding
 from benchmarks.findings.plots import plot_finding
-from benchmarks.findings.store import seed_rows
+from benchmarks.findings.store import save_rows, seed_rows
 
 PREAMBLE = """\
 The findings of Huang et al., *Effective Reinforcement Learning for Reasoning in Language Models*
@@ -154,6 +154,9 @@ def provenance(rows: list[dict]) -> list[str]:
            f"- Runs finished {finished[0]} to {finished[-1]} ({len(rows)} rows, probes included).",
            f"- Load average (1 min) when a run started: {min(loads):.2f} to {max(loads):.2f}." if loads else
            "- Load average: not recorded.",
+           "- The rows behind this page: `docs/findings.json` (written with it). To add runs to them, copy it to "
+           "`runs/findings/results.json` first; a start policy built on another CPU may stop SFT elsewhere "
+           "(docs/demo.md), and each row records its start accuracy.",
            "- Commands (each resumes the results stored under its `--out`, default `runs/findings/results.json`):", ""]
     return out + [f"      {c}" for c in commands]
 
@@ -173,5 +176,8 @@ def render(rows: list[dict], ctx: DocContext) -> str:
 
 
 def write_doc(rows: list[dict], ctx: DocContext, path: Path) -> None:
+    """The doc, its plots, and the rows it shows beside it (`findings.json`): runs/ is not kept
+    with the code, and the page's numbers should not outlive their data."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(rows, ctx))
+    save_rows(path.with_suffix(".json"), rows)

@@ -100,3 +100,24 @@ def seconds_per_step(rows: list[dict], entry: str) -> float | None:
         if found:
             return statistics.median(found)
     return None
+
+
+def seconds_per_step_on(rows: list[dict], entry: str, dash: dict) -> float | None:
+    """`entry`'s seconds per step predicted for the seed of the `dash` row: that run's seconds per
+    step times the median ratio entry / dash over the seeds where both ran (seed runs first, else
+    probes; the same horizon and start policy). A seed whose dash steps are slower (more calls
+    per step, say) is slower in the entry too, so a ratio sizes an equal clock better than the
+    entry's own seconds. None when no pair is stored."""
+    for kind in ("run", "probe"):
+        ratios = []
+        for r in rows:
+            if r["entry"] != entry or r.get("kind", "run") != kind or not r.get("steps_done"):
+                continue
+            base = next((d for d in rows if d["entry"] == "dash" and d.get("kind", "run") == "run"
+                         and d["seed"] == r["seed"] and d.get("steps") == r.get("steps")
+                         and d.get("recipe_hash") == r.get("recipe_hash") and d.get("steps_done")), None)
+            if base is not None:
+                ratios.append(per_step(r) / per_step(base))
+        if ratios:
+            return statistics.median(ratios) * per_step(dash)
+    return None

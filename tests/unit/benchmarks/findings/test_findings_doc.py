@@ -86,3 +86,4 @@ def test_write_doc_draws_a_plot_per_finding_run(results, tmp_path):
     assert drawn == ["findings-kl.png", "findings-ppo.png", "findings-sft-vs-rl.png"]  # timing: no rows
     assert "](img/findings-kl.png)" in doc.read_text()
     assert (tmp_path / "img" / "findings-kl.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert load_rows(tmp_path / "findings.json") == results  # the page's data lives beside it

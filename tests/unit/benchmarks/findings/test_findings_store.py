@@ -8,7 +8,8 @@ import json
 import pytest
 
 from benchmarks.findings.cli import Recorder, dash_budget
-from benchmarks.findings.store import current, load_rows, plan, save_rows, seconds_per_step, seed_rows, upsert
+from benchmarks.findings.store import (current, load_rows, plan, save_rows, seconds_per_step, seconds_per_step_on,
+                                      seed_rows, upsert)
 
 
 def row(entry, seed, steps=1000, kind="run", training_s=600.0, steps_done=1000, samples=64000):
@@ -106,3 +107,21 @@ def test_each_row_is_saved_as_it_is_recorded(stored):
     assert saved["steps"] == 1000 and saved["kind"] == "run" and saved["machine"] == "2 x Test CPU"
     assert saved["command"] == "cmd" and len(saved["load_before"]) == 3 and saved["finished"].endswith("UTC")
     assert [(r["entry"], r["kind"]) for r in load_rows(stored)][-2:] == [("ppo-mini", "probe"), ("ppo-mini", "run")]
+
+
+def test_equal_clock_steps_scale_with_the_seeds_dash_speed():
+    """A seed whose dash steps are slower gets the entry's steps at the entry/dash ratio of the
+    other seeds, not at their raw seconds (which would overrun this seed's clock)."""
+    args = argparse.Namespace(steps=100)
+    rows = [row("dash", 0, steps=100, training_s=40.0, steps_done=100),
+            row("ppo-mini", 0, steps=100, training_s=36.0, steps_done=100),  # 0.9 of dash's 0.4 s
+            row("dash", 1, steps=100, training_s=60.0, steps_done=100)]  # seed 1: 0.6 s per dash step
+    assert seconds_per_step_on(rows, "ppo-mini", rows[2]) == pytest.approx(0.54)
+    steps, budget = dash_budget(rows, "ppo-mini", 1, args)
+    assert steps == 111 and "ratio to dash" in budget["rule"]  # 60 / 0.54; raw 0.36 s would give 167
+    assert seconds_per_step_on(rows, "ppo-multi", rows[2]) is None  # no ppo-multi stored: a probe decides
+    probe = row("ppo-multi", 0, steps=100, kind="probe", training_s=20.0, steps_done=40)  # 0.5 s: 1.25x dash
+    assert seconds_per_step_on([*rows, probe], "ppo-multi", rows[2]) == pytest.approx(0.75)
+    sft = {**row("sft-time", 0, steps=100, kind="probe", steps_done=40), "s_per_step": 0.05}
+    steps, budget = dash_budget([*rows, sft], "sft-time", 1, args)
+    assert steps == 1200 and "ratio" not in budget["rule"]  # SFT: its own loop's seconds, no RL ratio
