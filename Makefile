@@ -48,8 +48,11 @@ bench-compare: venv
 
 # The paper's findings (SFT vs RL, PPO-Multi/Mini, KL, timing) over 3 seeds into docs/findings.md:
 # hours on 2 cores; resumable (rows are kept in runs/findings/results.json, rerun to continue).
+# docs/findings.md's runs (resumable: stored pairs are skipped), about 85 min on 2 cores (2026-12-04)
 bench-findings: venv
-	$(PY) -m benchmarks.findings --seeds 0,1,2 --write-doc
+	$(PY) -m benchmarks.findings --seeds 0,1,2,3,4 --steps 100 --only dash,kl,ppo-multi,ppo-mini,sft-time,sft-samples
+	$(PY) -m benchmarks.findings --seeds 0,1,2 --steps 100 --time-limit 120 --target 0.60 \
+		--only t-grpo-paper,t-preemptive,t-dash,t-dash-nokl,t-dash-async --write-doc
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

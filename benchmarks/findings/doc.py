@@ -31,9 +31,9 @@ mean of its last three evals (one eval of 200 problems has a standard error of a
 points). Each cell is the mean over seeds ± its standard error (sample std / sqrt(n); n = 1 has
 none). The paired difference is entry minus baseline, seed by seed. A direction **holds** when
 that mean difference has the claimed sign and lies more than 2 SE from zero, **does not hold**
-when it lies more than 2 SE the other way, and is **inconclusive** otherwise. With 3 seeds that
-rule is lenient (a two-sided t-test at 5% with 2 degrees of freedom asks for 4.3 SE), so a verdict
-on 3 seeds says which way the runs leaned, not that the gap is settled. The area under the
+when it lies more than 2 SE the other way, and is **inconclusive** otherwise. With 3 to 5 seeds
+that rule is lenient (a two-sided t-test at 5% asks for 4.3 SE with 3 seeds, 2.8 with 5), so a
+verdict says which way the runs leaned, not that the gap is settled. The area under the
 accuracy-vs-time curve treats the curve as a step function (each eval's accuracy holds from the
 moment its policy version was made until the next one, the last one to the window's end T) and is
 divided by T: the mean accuracy over the window. Loss normaliser: `algo.normalize_by: {normalize_by}`,
