@@ -73,7 +73,9 @@ def test_push_is_bit_identical_and_served(models, tmp_path):
     assert all(torch.equal(served[n], t) for n, t in named)
     fresh = HFBackend(new, dtype="float32")
     lp = fresh.generate([[5, 6, 7, 8, 9]], SamplingSettings(temperature=0, max_new_tokens=8))[0][0].logprobs
-    assert result["logprobs"] == lp.tolist()
+    # the weights are bit-identical (above); the peer's forward may sum in another order (its own
+    # thread count), which moved a log-prob by 5e-7 on one 2-vCPU box
+    assert result["logprobs"] == pytest.approx(lp.tolist(), abs=1e-5)
 
 
 @pytest.mark.process
