@@ -46,9 +46,8 @@ bench-load: venv
 bench-compare: venv
 	$(PY) -m benchmarks.compare --target 0.40 --also-target 0.35 --time-limit 600 --write-doc
 
-# The paper's findings (SFT vs RL, PPO-Multi/Mini, KL, timing) over 3 seeds into docs/findings.md:
-# hours on 2 cores; resumable (rows are kept in runs/findings/results.json, rerun to continue).
-# docs/findings.md's runs (resumable: stored pairs are skipped), about 85 min on 2 cores (2026-12-04)
+# The paper's findings (SFT vs RL, PPO-Multi/Mini, KL, timing) into docs/findings.md, as its runs were
+# made: about 85 min on 2 cores (2026-12-04); resumable (rows kept in runs/findings/results.json).
 bench-findings: venv
 	$(PY) -m benchmarks.findings --seeds 0,1,2,3,4 --steps 100 --only dash,kl,ppo-multi,ppo-mini,sft-time,sft-samples
 	$(PY) -m benchmarks.findings --seeds 0,1,2 --steps 100 --time-limit 120 --target 0.60 \

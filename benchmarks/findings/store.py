@@ -113,10 +113,8 @@ def seconds_per_step_on(rows: list[dict], entry: str, dash: dict) -> float | Non
         for r in rows:
             if r["entry"] != entry or r.get("kind", "run") != kind or not r.get("steps_done"):
                 continue
-            base = next((d for d in rows if d["entry"] == "dash" and d.get("kind", "run") == "run"
-                         and d["seed"] == r["seed"] and d.get("steps") == r.get("steps")
-                         and d.get("recipe_hash") == r.get("recipe_hash") and d.get("steps_done")), None)
-            if base is not None:
+            base = find(rows, "dash", int(r["seed"]), r.get("steps"), recipe=r.get("recipe_hash"))
+            if base is not None and base.get("steps_done"):
                 ratios.append(per_step(r) / per_step(base))
         if ratios:
             return statistics.median(ratios) * per_step(dash)
