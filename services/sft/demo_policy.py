@@ -25,9 +25,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from services.sft.demo_stop import attempt_seed, sft_attempts
+
 # 2: SFT rows exclude the run's held-out questions; 3: SFT until a check split's target;
-# 4: the check split asks only questions no SFT row asks (it measures adding, not recall)
-RECIPE_VERSION = 4
+# 4: the check split asks only questions no SFT row asks (it measures adding, not recall);
+# 5: fine checks once the climb begins, fresh attempts when a cap passes (`services.sft.demo_stop`)
+RECIPE_VERSION = 5
 MARKER = "dashrl-demo-policy.json"
 # reasoning-gym draws item i of a dataset seeded s from Random(s + i), so datasets whose seeds
 # differ by less than their size share problems: the SFT rows (seed 1 + 1000k) are mostly the
@@ -43,11 +46,12 @@ class DemoRecipe:
     Defaults: the calibrated demo (docs/demo.md): two-term additions of numbers 0-100, a
     1.1M-parameter Llama (hidden 128, 4 layers, 4 heads of 32), SFT at lr 1e-3 until greedy
     accuracy on a check split of questions that neither SFT nor the held-out split asks reaches
-    `sft_until` (checked every `check_every` steps, between `sft_min_steps` and `sft_steps`):
-    where SFT alone is well into learning the addition algorithm (the phase change). A fixed
-    step count, or a check on training problems (which SFT has seen, so it rewards recall),
-    lands on either side of it depending on the seed (docs/notes.md, "A start by measure");
-    `sft_until: None` trains exactly `sft_steps`."""
+    `sft_until` (`services.sft.demo_stop`: checks every `check_every` steps from `sft_min_steps`,
+    every `fine_every` once the climb has begun, and up to `sft_attempts` fresh starts when one
+    reaches `sft_steps` first): where SFT alone is into learning the addition algorithm (the
+    phase change). A fixed step count, or a check on training problems (which SFT has seen, so it
+    rewards recall), lands on either side of it depending on the seed (docs/notes.md, "A start by
+    measure"); `sft_until: None` trains exactly `sft_steps`."""
 
     task: str = "basic_arithmetic"
     params: dict = field(default_factory=lambda: dict(
@@ -55,11 +59,15 @@ class DemoRecipe:
         allow_parentheses=False, allow_negation=False))
     sft_rows: int = 20000
     sft_steps: int = 1500
-    """The most SFT steps (with `sft_until: None`, exactly this many)."""
+    """The most SFT steps of one attempt (with `sft_until: None`, exactly this many)."""
     sft_until: float | None = 0.30
     """Stop SFT at the first check where the check split's greedy accuracy is at least this."""
     sft_min_steps: int = 300
     check_every: int = 50
+    fine_every: int = 10
+    """Check every this many steps once a check reached `fine_from` (divides `check_every`)."""
+    fine_from: float = 0.15
+    sft_attempts: int = 3
     check_size: int = 400
     check_unseen: bool = True
     """True: the check asks fresh questions that are neither SFT rows nor held out; False (recipe
@@ -166,19 +174,6 @@ def check_split(recipe: DemoRecipe, train: list, sft_questions: set[str], held_q
     return [Problem(i, e["question"], str(e["answer"]), dict(e)) for i, e in zip(range(recipe.check_size), fresh)]
 
 
-def sft_stop(recipe: DemoRecipe, score: Callable[[], float], log: Callable[[str], None], seen: list):
-    """`train_sft`'s stop hook: after `sft_min_steps`, stop once `score()` (the check split's
-    greedy accuracy) reaches `sft_until`. Each check is appended to `seen` as (step, accuracy)."""
-    def stop(step: int) -> bool:
-        if recipe.sft_until is None or step < recipe.sft_min_steps:
-            return False
-        acc = score()
-        seen.append((step, acc))
-        log(f"demo policy: SFT step {step}, check split greedy accuracy {acc:.3f} (target {recipe.sft_until:.2f})")
-        return acc >= recipe.sft_until
-    return stop
-
-
 def prepare(recipe: DemoRecipe) -> dict:
     """Everything a build trains and checks with, before SFT: the run's task split, the SFT rows,
     the tokenizer and renderer, the fresh model, the verifier and the check split."""
@@ -202,42 +197,56 @@ def prepare(recipe: DemoRecipe) -> dict:
     shape = TinyLlamaShape(recipe.hidden, recipe.layers, recipe.heads, recipe.intermediate)
     return dict(task=task, rows=rows, dropped=recipe.sft_rows - len(entries), tokenizer=tokenizer,
                 renderer=PromptRenderer(tokenizer, ""),  # the run's rendering (chat template, no system prompt)
-                model=new_model(tokenizer, shape, seed=recipe.seed), held=task.eval,
+                shape=shape, model=new_model(tokenizer, shape, seed=recipe.seed), held=task.eval,
                 verify=reasoning_gym_verifier(recipe.task, dict(recipe.params)),
                 check=check_split(recipe, task.train, {r["prompt"] for r in rows}, {p.question for p in task.eval}))
 
 
-def sft_settings(recipe: DemoRecipe):
+def sft_settings(recipe: DemoRecipe, seed: int | None = None):
     from services.sft.sft import SftSettings
 
     return SftSettings(lr=recipe.sft_lr, batch_size=recipe.sft_batch, max_steps=recipe.sft_steps,
                        warmup_steps=min(20, recipe.sft_steps // 5), schedule="constant",
-                       seed=recipe.seed, log_every=max(1, recipe.sft_steps // 5))
+                       seed=recipe.seed if seed is None else seed, log_every=max(1, recipe.sft_steps // 5))
 
 
 def _build(out: Path, recipe: DemoRecipe, log: Callable[[str], None]) -> dict:
     from services.sft.evaluate import accuracy
-    from services.sft.sft import save_model, train_sft
-    from services.sft.sft_data import encode_row, write_rows
+    from services.sft.sft import save_model
+    from services.sft.sft_data import write_rows
 
     b = prepare(recipe)
-    model, renderer, rows = b["model"], b["renderer"], b["rows"]
+    renderer, rows = b["renderer"], b["rows"]
     log(f"demo policy: {len(rows)} SFT rows ({b['dropped']} dropped: held-out questions)")
     out.mkdir(parents=True)
     write_rows(out / "sft.jsonl", rows)
-    n_params = sum(p.numel() for p in model.parameters())
+    n_params = sum(p.numel() for p in b["model"].parameters())
     log(f"demo policy: {n_params / 1e6:.2f}M-param Llama, vocab {len(b['tokenizer'])}, SFT up to {recipe.sft_steps} "
         f"steps x {recipe.sft_batch} on {recipe.task}, until the check split reaches {recipe.sft_until}")
-    checks: list[tuple[int, float]] = []
-    stop = sft_stop(recipe, lambda: accuracy(model, renderer, b["check"], b["verify"]), log, checks)
-    losses = train_sft(model, b["tokenizer"], [encode_row(renderer, r) for r in rows], sft_settings(recipe),
-                       log=log, stop=stop, check_every=recipe.check_every)
-    save_model(model, b["tokenizer"], out)
-    start = accuracy(model, renderer, b["held"], b["verify"])
+    sft = sft_attempts(recipe, lambda attempt, stop: _train_attempt(recipe, b, attempt, stop, log),
+                       lambda: accuracy(b["model"], renderer, b["check"], b["verify"]), log)
+    save_model(b["model"], b["tokenizer"], out)
+    start = accuracy(b["model"], renderer, b["held"], b["verify"])
+    checks = sft["checks"]
     return dict(recipe_hash=recipe.digest(), recipe_version=RECIPE_VERSION, recipe=asdict(recipe),
-                params=n_params, sft_final_loss=round(losses[-1], 4), sft_steps_run=len(losses),
-                check_accuracy=checks[-1][1] if checks else None, checks=checks, start_accuracy=start,
-                eval_size=len(b["held"]), sft_rows_used=len(rows))
+                params=n_params, sft_final_loss=round(sft["losses"][-1], 4), sft_steps_run=len(sft["losses"]),
+                check_accuracy=checks[-1][1] if checks else None, checks=checks, attempts=sft["attempts"],
+                start_accuracy=start, eval_size=len(b["held"]), sft_rows_used=len(rows))
+
+
+def _train_attempt(recipe: DemoRecipe, b: dict, attempt: int, stop, log) -> list[float]:
+    """One SFT attempt: attempt 0 trains the model `prepare` made; a later one a fresh model and
+    batch order of `attempt_seed` (so `b["model"]` is always the attempt being trained)."""
+    from services.sft.sft import train_sft
+    from services.sft.sft_data import encode_row
+    from services.sft.tiny_llama import new_model
+
+    seed = attempt_seed(recipe.seed, attempt)
+    if attempt:
+        b["model"] = new_model(b["tokenizer"], b["shape"], seed=seed)
+    examples = [encode_row(b["renderer"], r) for r in b["rows"]]
+    return train_sft(b["model"], b["tokenizer"], examples, sft_settings(recipe, seed), log=log, stop=stop,
+                     check_every=recipe.fine_every)
 
 
 def recipe_for(cfg) -> DemoRecipe:

@@ -51,10 +51,29 @@ def test_sft_rows_use_the_samplers_prompt_and_answer_format(tmp_path):
 def test_sft_stops_once_the_check_split_reaches_the_target(tmp_path):
     """A target of 0 is met at the first check after the minimum: SFT stops there, not at sft_steps,
     and the marker says where and on what check accuracy."""
-    recipe = replace(SMALL, sft_steps=12, sft_until=0.0, sft_min_steps=4, check_every=2, check_size=10)
+    recipe = replace(SMALL, sft_steps=12, sft_until=0.0, sft_min_steps=4, check_every=2, fine_every=2, check_size=10)
     logs: list[str] = []
     folder = build_demo_policy(tmp_path, recipe=recipe, log=logs.append)
     marker = json.loads((folder / MARKER).read_text())
     assert marker["sft_steps_run"] == 4 and len(marker["checks"]) == 1 and marker["checks"][0][0] == 4
     assert marker["check_accuracy"] == marker["checks"][0][1]
     assert any("check split greedy accuracy" in line for line in logs)
+    assert [a["reached"] for a in marker["attempts"]] == [True]
+
+
+def test_an_attempt_that_misses_the_target_is_redone_from_a_fresh_initialisation(tmp_path):
+    """A target no check can meet (above 100%): every attempt runs its cap, the marker lists
+    each with its own seed, and the kept weights are the last attempt's, not the first's."""
+    from safetensors.torch import load_file
+
+    recipe = replace(SMALL, sft_steps=6, sft_until=1.01, sft_min_steps=2, check_every=2, fine_every=2,
+                     check_size=10, sft_attempts=2)
+    logs: list[str] = []
+    two = build_demo_policy(tmp_path / "two", recipe=recipe, log=logs.append)
+    marker = json.loads((two / MARKER).read_text())
+    assert [(a["attempt"], a["steps"], a["reached"]) for a in marker["attempts"]] == [(0, 6, False), (1, 6, False)]
+    assert marker["attempts"][0]["seed"] != marker["attempts"][1]["seed"]
+    assert sum("starting again from a fresh initialisation" in line for line in logs) == 1
+    one = build_demo_policy(tmp_path / "one", recipe=replace(recipe, sft_attempts=1), log=lambda m: None)
+    w_two, w_one = load_file(two / "model.safetensors"), load_file(one / "model.safetensors")
+    assert any(not (w_two[k] == w_one[k]).all() for k in w_one)

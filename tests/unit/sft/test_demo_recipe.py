@@ -111,24 +111,3 @@ def test_unseen_check_split_asks_no_sft_row_and_no_held_out_question():
     assert set(questions).isdisjoint(sft) and set(questions).isdisjoint(held)
     assert all(p.entry["answer"] == p.answer for p in check)  # the verifier scores against the entry
     assert [p.question for p in check_split(r, task.train, sft, held)] == questions
-
-
-def test_sft_stops_at_the_first_check_on_target_after_the_minimum():
-    from services.sft.demo_policy import sft_stop
-
-    scores = iter([0.30, 0.44, 0.46, 0.90])
-    seen: list = []
-    stop = sft_stop(DemoRecipe(sft_until=0.45, sft_min_steps=300), lambda: next(scores), lambda m: None, seen)
-    assert [stop(s) for s in (100, 250, 300, 350, 400)] == [False, False, False, False, True]
-    assert seen == [(300, 0.30), (350, 0.44), (400, 0.46)]  # no check (no eval) before the minimum
-
-
-def test_without_a_target_sft_runs_its_steps_and_never_evaluates():
-    from services.sft.demo_policy import sft_stop
-
-    def score():
-        raise AssertionError("no check without sft_until")
-
-    stop = sft_stop(DemoRecipe(sft_until=None), score, lambda m: None, [])
-    assert not any(stop(s) for s in range(0, 2000, 50))
-    assert DemoRecipe(sft_until=None).digest() != DemoRecipe().digest()
