@@ -2,12 +2,12 @@
 policy, `dashrl run configs/demo-cpu.yaml` trains it through an embedded Redis, the vLLM sampler
 and the learner, and the held-out accuracy the sampler measures rises well above the SFT start.
 
-The held-out questions are unseen (neither SFT nor RL trains on them). From a start past SFT's
-phase change (recipes 3 and 4: SFT until a check split reaches its target) the 600-step demo
-gained 34-41.5 points on seeds 1-4 and a 1000-step seed-1 run had gained 23.5 by step 90
-(docs/demo.md, docs/notes.md); the 8-point bar at step 120 (with the cosine decay over 120 steps)
-leaves room for a loaded CI machine and eval noise (200 problems: one standard error is about
-3.5 points). It runs the shipped config (seed 0), as `make demo` does.
+The held-out questions are unseen (neither SFT nor RL trains on them). From a start early in
+SFT's phase change (recipe 5: SFT until a check split reaches its target, checked every 10 steps
+once it climbs) the 600-step demo gained 32.5-53.5 points on seeds 0-4, and a 1000-step seed-1
+run from a recipe-3 start had gained 23.5 by step 90 (docs/demo.md, docs/notes.md); the 8-point
+bar at step 120 (with the cosine decay over 120 steps) leaves room for a loaded CI machine and
+eval noise (200 problems: one standard error is about 3.5 points). It runs the shipped config (seed 0), as `make demo` does.
 """
 
 from __future__ import annotations
