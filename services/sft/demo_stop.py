@@ -2,7 +2,7 @@
 
 Owns the stopping rule of `services.sft.demo_policy` (recipe 5). SFT of the 1.1M-parameter demo
 model goes through a phase change (it starts to add rather than recall) in which the check
-split's greedy accuracy climbs from 5-25% to 40-55% within 50-100 steps, at a step that moves
+split's greedy accuracy climbs from 5-25% to 40-55%, mostly within 10-100 steps, at a step that moves
 with the initialisation and with the machine (another CPU sums floats in another order). A stop
 on a coarse grid overshoots it, and some initialisations never reach it within the cap, so:
 
