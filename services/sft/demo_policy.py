@@ -213,7 +213,7 @@ def sft_settings(recipe: DemoRecipe, seed: int | None = None):
 def _build(out: Path, recipe: DemoRecipe, log: Callable[[str], None]) -> dict:
     from services.sft.evaluate import accuracy
     from services.sft.sft import save_model
-    from services.sft.sft_data import write_rows
+    from services.sft.sft_data import encode_row, write_rows
 
     b = prepare(recipe)
     renderer, rows = b["renderer"], b["rows"]
@@ -223,7 +223,8 @@ def _build(out: Path, recipe: DemoRecipe, log: Callable[[str], None]) -> dict:
     n_params = sum(p.numel() for p in b["model"].parameters())
     log(f"demo policy: {n_params / 1e6:.2f}M-param Llama, vocab {len(b['tokenizer'])}, SFT up to {recipe.sft_steps} "
         f"steps x {recipe.sft_batch} on {recipe.task}, until the check split reaches {recipe.sft_until}")
-    sft = sft_attempts(recipe, lambda attempt, stop: _train_attempt(recipe, b, attempt, stop, log),
+    examples = [encode_row(renderer, r) for r in rows]  # once; every attempt trains on the same rows
+    sft = sft_attempts(recipe, lambda attempt, stop: _train_attempt(recipe, b, examples, attempt, stop, log),
                        lambda: accuracy(b["model"], renderer, b["check"], b["verify"]), log)
     save_model(b["model"], b["tokenizer"], out)
     start = accuracy(b["model"], renderer, b["held"], b["verify"])
@@ -234,17 +235,15 @@ def _build(out: Path, recipe: DemoRecipe, log: Callable[[str], None]) -> dict:
                 start_accuracy=start, eval_size=len(b["held"]), sft_rows_used=len(rows))
 
 
-def _train_attempt(recipe: DemoRecipe, b: dict, attempt: int, stop, log) -> list[float]:
+def _train_attempt(recipe: DemoRecipe, b: dict, examples: list, attempt: int, stop, log) -> list[float]:
     """One SFT attempt: attempt 0 trains the model `prepare` made; a later one a fresh model and
     batch order of `attempt_seed` (so `b["model"]` is always the attempt being trained)."""
     from services.sft.sft import train_sft
-    from services.sft.sft_data import encode_row
     from services.sft.tiny_llama import new_model
 
     seed = attempt_seed(recipe.seed, attempt)
     if attempt:
         b["model"] = new_model(b["tokenizer"], b["shape"], seed=seed)
-    examples = [encode_row(b["renderer"], r) for r in b["rows"]]
     return train_sft(b["model"], b["tokenizer"], examples, sft_settings(recipe, seed), log=log, stop=stop,
                      check_every=recipe.fine_every)
 
